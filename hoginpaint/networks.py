@@ -1,0 +1,352 @@
+"""Generators and discriminators of the two-stage HOG-guided face inpainting GAN.
+
+Salem, Mahdi & Abbas, "A Novel Face Inpainting Approach Based on Guided Deep Learning": EdgeConnect's design
+(Nazeri et al., "EdgeConnect: Generative Image Inpainting with Adversarial Edge Learning", ICCV Workshops 2019) with
+the HOG image of the face in place of Canny edges. The networks are EdgeConnect's (`src/networks.py`):
+
+- generators: encoder (7x7 conv, two stride-2 4x4 convs; base → 2·base → 4·base channels), residual blocks with
+  dilation 2, decoder (two stride-2 4x4 transposed convs, 7x7 conv); instance norm, ReLU, reflection padding;
+  weights drawn from N(0, 0.02), biases zero. The structure generator G_H has spectral norm on every conv but the
+  last, as EdgeConnect's EdgeGenerator; the inpainting generator G has none, as EdgeConnect's InpaintGenerator.
+- discriminators: 70x70 PatchGAN, five 4x4 convs, LeakyReLU 0.2, spectral norm (without bias).
+
+Parameter counts (measured; `tests/test_networks.py` checks them against the closed form):
+
+====================  =====================  ==============================================
+network               paper config            tiny config (base_channels=8, residual_blocks=1)
+====================  =====================  ==============================================
+StructureGenerator    10,761,089              40,561
+InpaintGenerator      10,777,731              42,195
+PatchDiscriminator    2,761,728 (1 channel)   44,160 (1 channel)
+                      2,763,776 (3 channels)  44,416 (3 channels)
+====================  =====================  ==============================================
+
+Both generators are `huggingface_hub.PyTorchModelHubMixin`s: `save_pretrained` writes `config.json` (the
+constructor arguments) and `model.safetensors`; `from_pretrained` loads strictly and only from safetensors.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from hoginpaint.hog import HOG_IMAGE_SCALE
+
+# Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
+# needs at least 3 pixels there.
+MIN_GENERATOR_SIDE = 12
+# Smallest side the discriminator accepts: its five 4x4 convs leave at least one logit.
+MIN_DISCRIMINATOR_SIDE = 24
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_images(expected: dict[str, tuple[object, int]], min_side: int, multiple: int) -> None:
+    """Each named tensor is `(B, channels, H, W)`; all share B, H and W; H, W are multiples of `multiple`."""
+    sizes = {}
+    for name, (tensor, channels) in expected.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 or tensor.shape[1] != channels:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"{name} must be a (B, {channels}, H, W) tensor, got {shape}")
+        sizes[name] = (tensor.shape[0], tensor.shape[2], tensor.shape[3])
+    if len(set(sizes.values())) > 1:
+        described = ", ".join(f"{name} {b}x{h}x{w}" for name, (b, h, w) in sizes.items())
+        raise ValueError(f"inputs disagree in batch size or height/width (B x H x W): {described}; pass tensors of "
+                         "one batch and one size")
+    _, height, width = next(iter(sizes.values()))
+    if height % multiple or width % multiple:
+        padded = (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+        raise ValueError(f"height and width must be multiples of {multiple} (the encoder halves them twice and the "
+                         f"decoder doubles them back), got {height}x{width}; pad or resize the input to a multiple "
+                         f"of {multiple}, e.g. {padded[0]}x{padded[1]}")
+    if height < min_side or width < min_side:
+        raise ValueError(f"height and width must be at least {min_side}, got {height}x{width}; pad or resize the "
+                         "input")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
+          dilation: int = 1, bias: bool = True, transposed: bool = False, use_spectral_norm: bool = False) -> nn.Module:
+    """A conv with EdgeConnect's init (weights ~ N(0, 0.02), bias 0), optionally spectrally normalised."""
+    conv_class = nn.ConvTranspose2d if transposed else nn.Conv2d
+    conv = conv_class(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                      bias=bias)
+    nn.init.normal_(conv.weight, 0.0, 0.02)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    # After the init: the parametrization's power iteration starts from the weight it will normalise.
+    return spectral_norm(conv) if use_spectral_norm else conv
+
+
+class ResnetBlock(nn.Module):
+    """EdgeConnect's residual block: `x + IN(conv3x3(ReLU(IN(conv3x3_dilated(x)))))`, shape-preserving.
+
+    No bias where spectral norm is on (EdgeConnect's choice); no ReLU after the sum.
+    """
+
+    def __init__(self, channels: int, dilation: int = 2, use_spectral_norm: bool = False) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(dilation),
+            _conv(channels, channels, 3, dilation=dilation, bias=not use_spectral_norm,
+                  use_spectral_norm=use_spectral_norm),
+            nn.InstanceNorm2d(channels, track_running_stats=False),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            _conv(channels, channels, 3, bias=not use_spectral_norm, use_spectral_norm=use_spectral_norm),
+            nn.InstanceNorm2d(channels, track_running_stats=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class _Generator(nn.Module):
+    """EdgeConnect's generator body: `encoder` → `middle` → `decoder`, `(B, in, H, W)` → `(B, out, H, W)` logits.
+
+    `use_spectral_norm` puts spectral norm on every conv except the last one (EdgeConnect's EdgeGenerator).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, base_channels: int, residual_blocks: int,
+                 use_spectral_norm: bool) -> None:
+        super().__init__()
+        base, sn = base_channels, use_spectral_norm
+        self.encoder = nn.Sequential(
+            nn.ReflectionPad2d(3),
+            _conv(in_channels, base, 7, use_spectral_norm=sn),
+            nn.InstanceNorm2d(base, track_running_stats=False),
+            nn.ReLU(inplace=True),
+            _conv(base, 2 * base, 4, stride=2, padding=1, use_spectral_norm=sn),
+            nn.InstanceNorm2d(2 * base, track_running_stats=False),
+            nn.ReLU(inplace=True),
+            _conv(2 * base, 4 * base, 4, stride=2, padding=1, use_spectral_norm=sn),
+            nn.InstanceNorm2d(4 * base, track_running_stats=False),
+            nn.ReLU(inplace=True),
+        )
+        self.middle = nn.Sequential(*(ResnetBlock(4 * base, dilation=2, use_spectral_norm=sn)
+                                      for _ in range(residual_blocks)))
+        self.decoder = nn.Sequential(
+            _conv(4 * base, 2 * base, 4, stride=2, padding=1, transposed=True, use_spectral_norm=sn),
+            nn.InstanceNorm2d(2 * base, track_running_stats=False),
+            nn.ReLU(inplace=True),
+            _conv(2 * base, base, 4, stride=2, padding=1, transposed=True, use_spectral_norm=sn),
+            nn.InstanceNorm2d(base, track_running_stats=False),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(3),
+            _conv(base, out_channels, 7),
+        )
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(x)  # (B, 4·base, H/4, W/4)
+        x = self.middle(x)  # (B, 4·base, H/4, W/4)
+        return self.decoder(x)  # (B, out, H, W), logits
+
+    def parameter_count(self) -> int:
+        """Number of trainable parameters (spectral norm's power-iteration vectors are buffers, not counted)."""
+        return sum(parameter.numel() for parameter in self.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Strict, safetensors-only Hub loading
+
+
+def _weights_file(model_id: str, *, revision: str | None, cache_dir: str | Path | None, force_download: bool,
+                  local_files_only: bool, token: str | bool | None) -> str:
+    """Path of `model.safetensors` in a local folder or a Hub repository; pickled weights are refused."""
+    filename = constants.SAFETENSORS_SINGLE_FILE
+    refusal = (f"hoginpaint loads {filename} only and never unpickles .bin/.pt weights (unpickling can run "
+               "arbitrary code); convert them once, in an environment you trust, with "
+               "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')")
+    if os.path.isdir(model_id):
+        path = Path(model_id) / filename
+        if path.is_file():
+            return str(path)
+        pickles = sorted(p.name for p in Path(model_id).iterdir() if p.name.endswith(_PICKLE_SUFFIXES))
+        if pickles:
+            raise ValueError(f"{model_id} holds {', '.join(pickles)} but no {filename}: {refusal}")
+        raise ValueError(f"{model_id} has no {filename}; save the model there with save_pretrained()")
+    try:
+        return hf_hub_download(repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
+                               force_download=force_download, local_files_only=local_files_only, token=token)
+    except LocalEntryNotFoundError:
+        raise  # offline or unreachable: `_HubGenerator.from_pretrained` words it
+    except EntryNotFoundError as error:
+        raise ValueError(f"Hub repository {model_id} has no {filename}: {refusal}") from error
+
+
+class _HubGenerator(_Generator):
+    """`_Generator` + strict, safetensors-only `from_pretrained` (mixed with `PyTorchModelHubMixin` by subclasses)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs):
+        """Load a model saved with `save_pretrained` from a local folder or a Hub repository id.
+
+        Raises ValueError if the folder / repository has no `model.safetensors` (pickles are never loaded) or if its
+        weights do not match the configuration; RuntimeError if the Hub cannot be reached and nothing is cached.
+        """
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except LocalEntryNotFoundError as error:
+            raise RuntimeError(f"could not fetch {pretrained_model_name_or_path} from the Hugging Face Hub (offline "
+                               "or unreachable, and not in the local cache); download it where the Hub is reachable "
+                               "and pass the local folder instead") from error
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         map_location: str = "cpu", strict: bool = True, **model_kwargs):
+        if not strict:
+            raise ValueError(f"{cls.__name__} loads strictly only (strict=False would leave layers untrained "
+                             "silently); drop the strict argument")
+        model = cls(**model_kwargs)
+        path = _weights_file(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                             local_files_only=local_files_only, token=token)
+        state_dict = safetensors.torch.load_file(path, device="cpu")
+        _check_state_dict(model, state_dict, source=model_id)
+        model.load_state_dict(state_dict, strict=True)
+        model.to(map_location)
+        model.eval()
+        return model
+
+
+def _check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a ValueError naming `source` unless `state_dict` has exactly the model's keys and shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [f"{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}"
+                  for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch (file vs model)",
+                                                                         mismatched)):
+        if items:
+            problems.append(f"{len(items)} {label}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}")
+    config = getattr(model, "_hub_mixin_config", None)
+    raise ValueError(f"the weights in {source} do not match {type(model).__name__}({config}): the config does not "
+                     f"match the weights ({'; '.join(problems)}); load with the constructor arguments the weights "
+                     "were saved with (their config.json)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The networks
+
+
+class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
+                         tags=["face-inpainting", "hog"]):
+    """G_H: predicts the full scaled HOG image of a face from its masked grayscale, masked HOG image and mask.
+
+    `orientations`, `pixels_per_cell` and `hog_scale` do not change the layers; they are the HOG settings of the
+    targets it was trained on, kept in its config so that the pipeline computes the same HOG.
+    Parameters: 10,761,089 at the paper config, 40,561 at `base_channels=8, residual_blocks=1`.
+    """
+
+    def __init__(self, base_channels: int = 64, residual_blocks: int = 8, orientations: int = 9,
+                 pixels_per_cell: int = 8, hog_scale: float = HOG_IMAGE_SCALE, use_spectral_norm: bool = True) -> None:
+        _check_positive_int("base_channels", base_channels)
+        _check_positive_int("residual_blocks", residual_blocks)
+        _check_positive_int("orientations", orientations)
+        _check_positive_int("pixels_per_cell", pixels_per_cell)
+        if isinstance(hog_scale, bool) or not isinstance(hog_scale, (int, float)) or not (
+                math.isfinite(hog_scale) and hog_scale > 0):
+            raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
+        _check_bool("use_spectral_norm", use_spectral_norm)
+        super().__init__(in_channels=3, out_channels=1, base_channels=base_channels, residual_blocks=residual_blocks,
+                         use_spectral_norm=use_spectral_norm)
+        self.orientations = orientations
+        self.pixels_per_cell = pixels_per_cell
+        self.hog_scale = float(hog_scale)
+
+    def forward(self, masked_gray: torch.Tensor, masked_hog: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`(B, 1, H, W)` ×3 (H, W multiples of 4, at least 12) → predicted scaled HOG image `(B, 1, H, W)` in [0, 1]."""
+        _check_images({"masked_gray": (masked_gray, 1), "masked_hog": (masked_hog, 1), "mask": (mask, 1)},
+                      min_side=MIN_GENERATOR_SIDE, multiple=4)
+        x = torch.cat([masked_gray, masked_hog, mask], dim=1)  # (B, 3, H, W): gray, HOG image, mask (1 = hole)
+        return torch.sigmoid(self.body(x))
+
+
+class InpaintGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
+                       tags=["face-inpainting", "hog"]):
+    """G: predicts the RGB face from the masked face, the HOG guidance and the mask (EdgeConnect's InpaintGenerator).
+
+    Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
+    """
+
+    def __init__(self, base_channels: int = 64, residual_blocks: int = 8) -> None:
+        _check_positive_int("base_channels", base_channels)
+        _check_positive_int("residual_blocks", residual_blocks)
+        super().__init__(in_channels=5, out_channels=3, base_channels=base_channels, residual_blocks=residual_blocks,
+                         use_spectral_norm=False)
+
+    def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1]."""
+        _check_images({"masked_image": (masked_image, 3), "guidance": (guidance, 1), "mask": (mask, 1)},
+                      min_side=MIN_GENERATOR_SIDE, multiple=4)
+        x = torch.cat([masked_image, guidance, mask], dim=1)  # (B, 5, H, W): RGB, HOG guidance, mask (1 = hole)
+        return (torch.tanh(self.body(x)) + 1) / 2
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN (EdgeConnect's Discriminator without the sigmoid: the losses take logits).
+
+    Five 4x4 convs, channels base, 2·base, 4·base, 8·base, 1 and strides 2, 2, 2, 1, 1, padding 1; LeakyReLU 0.2 after
+    all but the last; spectral norm and no bias on every conv when `use_spectral_norm`. Each logit sees a 70x70 input
+    window. Parameters: 2,761,728 (1 input channel) / 2,763,776 (3) at base 64; 44,160 / 44,416 at base 8.
+    """
+
+    def __init__(self, in_channels: int, base_channels: int = 64, use_spectral_norm: bool = True) -> None:
+        _check_positive_int("in_channels", in_channels)
+        _check_positive_int("base_channels", base_channels)
+        _check_bool("use_spectral_norm", use_spectral_norm)
+        super().__init__()
+        self.in_channels = in_channels
+        base, sn = base_channels, use_spectral_norm
+
+        def block(cin: int, cout: int, stride: int) -> nn.Sequential:
+            conv = _conv(cin, cout, 4, stride=stride, padding=1, bias=not sn, use_spectral_norm=sn)
+            return nn.Sequential(conv, nn.LeakyReLU(0.2))
+
+        self.conv1 = block(in_channels, base, 2)
+        self.conv2 = block(base, 2 * base, 2)
+        self.conv3 = block(2 * base, 4 * base, 2)
+        self.conv4 = block(4 * base, 8 * base, 1)
+        self.conv5 = nn.Sequential(_conv(8 * base, 1, 4, padding=1, bias=not sn, use_spectral_norm=sn))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`(B, in_channels, H, W)`, H, W ≥ 24 → logits `(B, 1, ~H/8 - 2, ~W/8 - 2)` and the 4 hidden activations."""
+        _check_images({"x": (x, self.in_channels)}, min_side=MIN_DISCRIMINATOR_SIDE, multiple=1)
+        conv1 = self.conv1(x)  # (B, base, H/2, W/2)
+        conv2 = self.conv2(conv1)  # (B, 2·base, H/4, W/4)
+        conv3 = self.conv3(conv2)  # (B, 4·base, H/8, W/8)
+        conv4 = self.conv4(conv3)  # (B, 8·base, H/8 - 1, W/8 - 1)
+        logits = self.conv5(conv4)  # (B, 1, H/8 - 2, W/8 - 2)
+        return logits, [conv1, conv2, conv3, conv4]
+
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+        return sum(parameter.numel() for parameter in self.parameters())
