@@ -1,0 +1,248 @@
+"""Losses of the two-stage HOG-guided inpainting GAN, as pure functions of tensors, and the VGG-16 feature extractor.
+
+Salem, Mahdi & Abbas train EdgeConnect's way (Nazeri et al., ICCV Workshops 2019): the structure generator with
+L1 + non-saturating adversarial loss, the inpainting generator with L1 + adversarial + perceptual + style, the
+perceptual and style terms on the VGG-16 activations relu1_1, relu2_1, relu3_1 and relu4_1. Shaped as LaMa's
+`saicinpainting/training/losses`: each loss takes tensors and returns a scalar; none calls `.backward()`.
+Discriminator losses take logits (the discriminators have no sigmoid); `bce_with_logits` is the stable form.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+VGG16_REPO_ID = "timm/vgg16.tv_in1k"
+# ImageNet statistics the torchvision / timm VGG-16 weights were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class LossWeights:
+    """The paper's loss weights: structure stage L1 1 + adversarial 1; inpainting stage L1 1, adversarial 0.1,
+    perceptual 0.1, style 250. Feature matching (EdgeConnect's edge model uses it) is off in the paper."""
+
+    structure_l1: float = 1.0
+    structure_adversarial: float = 1.0
+    l1: float = 1.0
+    adversarial: float = 0.1
+    perceptual: float = 0.1
+    style: float = 250.0
+    feature_matching: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"loss weight {field.name} must be a finite number >= 0, got {value!r}")
+
+    @property
+    def needs_vgg(self) -> bool:
+        """Whether the perceptual or style term is on (and so VGG-16 weights are needed)."""
+        return self.perceptual > 0 or self.style > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checks
+
+
+def _check_same_shape(**tensors: torch.Tensor) -> None:
+    shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        described = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"shapes must match, got {described}")
+
+
+def _check_feature_lists(first: list[torch.Tensor], second: list[torch.Tensor], names: tuple[str, str]) -> None:
+    if len(first) == 0 or len(first) != len(second):
+        raise ValueError(f"{names[0]} and {names[1]} must be non-empty lists of the same length (one tensor per "
+                         f"layer), got {len(first)} and {len(second)}")
+    for index, (a, b) in enumerate(zip(first, second)):
+        if a.shape != b.shape:
+            raise ValueError(f"layer {index}: {names[0]} is {tuple(a.shape)} but {names[1]} is {tuple(b.shape)}; "
+                             "pass features of the same network on inputs of the same size")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Adversarial losses
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating GAN loss of the discriminator, `(softplus(-real) + softplus(fake)) / 2` averaged over patches.
+
+    Equal to EdgeConnect's `(BCE(sigmoid(real), 1) + BCE(sigmoid(fake), 0)) / 2`, in the stable logit form.
+    Detach `fake_logits`' input yourself (the discriminator step must not reach the generator).
+    """
+    return (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()) / 2
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating GAN loss of the generator, `softplus(-fake)` = `BCE(sigmoid(fake), 1)`, averaged."""
+    return F.softplus(-fake_logits).mean()
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator as DeepFill v2 (neuralgym `gan_hinge_loss`): `0.5·relu(1 - real) + 0.5·relu(1 +
+    fake)`, each averaged."""
+    return 0.5 * F.relu(1 - real_logits).mean() + 0.5 * F.relu(1 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the generator (DeepFill v2): `-mean(fake)`."""
+    return -fake_logits.mean()
+
+
+def feature_matching_loss(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over discriminator layers of the mean absolute difference of activations (EdgeConnect's edge model).
+
+    The real activations are targets: they are detached here.
+    """
+    _check_feature_lists(real_feats, fake_feats, ("real_feats", "fake_feats"))
+    per_layer = [F.l1_loss(fake, real.detach()) for real, fake in zip(real_feats, fake_feats)]
+    return torch.stack(per_layer).mean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reconstruction losses
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over all elements."""
+    _check_same_shape(pred=pred, target=target)
+    return F.l1_loss(pred, target)
+
+
+def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight_known: float = 1.0,
+                   weight_missing: float = 1.0) -> torch.Tensor:
+    """LaMa's masked L1: per-pixel L1 weighted `weight_missing` in the hole (mask 1) and `weight_known` elsewhere,
+    averaged over all elements. `pred`, `target` `(B, C, H, W)`; `mask` `(B, 1, H, W)` or `(B, C, H, W)`."""
+    _check_same_shape(pred=pred, target=target)
+    if mask.ndim != 4 or mask.shape[0] != pred.shape[0] or mask.shape[1] not in (1, pred.shape[1]) or \
+            mask.shape[2:] != pred.shape[2:]:
+        raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+    pixel_weights = mask * weight_missing + (1 - mask) * weight_known
+    return (pixel_weights * (pred - target).abs()).mean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# VGG losses. Layers: the paper's relu1_1, relu2_1, relu3_1, relu4_1 for both the perceptual and the style term
+# (EdgeConnect uses relu1_1..relu5_1 for perceptual and relu2_2, relu3_4, relu4_4, relu5_2 of VGG-19 for style).
+
+
+def perceptual_loss(feats_pred: list[torch.Tensor], feats_target: list[torch.Tensor]) -> torch.Tensor:
+    """EdgeConnect's PerceptualLoss (unit layer weights): the mean absolute difference of each layer's activations,
+    summed over the layers (the four of `VGG16Features`)."""
+    _check_feature_lists(feats_pred, feats_target, ("feats_pred", "feats_target"))
+    return sum(F.l1_loss(pred, target) for pred, target in zip(feats_pred, feats_target))
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """`(B, C, H, W)` → `(B, C, C)` Gram matrix of the channels, divided by `C·H·W` (EdgeConnect's `compute_gram`)."""
+    if features.ndim != 4:
+        raise ValueError(f"features must be (B, C, H, W), got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)  # (B, C, HW)
+    return flat @ flat.transpose(1, 2) / (c * h * w)  # (B, C, C)
+
+
+def style_loss(feats_pred: list[torch.Tensor], feats_target: list[torch.Tensor]) -> torch.Tensor:
+    """EdgeConnect's StyleLoss: the mean absolute difference of the Gram matrices, summed over the layers."""
+    _check_feature_lists(feats_pred, feats_target, ("feats_pred", "feats_target"))
+    return sum(F.l1_loss(gram_matrix(pred), gram_matrix(target)) for pred, target in zip(feats_pred, feats_target))
+
+
+# VGG-16 up to relu4_1, in the torchvision / timm layout: ints are 3x3 convs (each followed by a ReLU), "M" a 2x2 max
+# pool. Module indices: convs at features.0, 2, 5, 7, 10, 12, 14, 17; relu1_1, relu2_1, relu3_1, relu4_1 at 1, 6, 11, 18.
+_VGG16_TO_RELU4_1 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512)
+_VGG16_OUTPUT_INDICES = (1, 6, 11, 18)
+
+
+class VGG16Features(nn.Module):
+    """Frozen VGG-16 returning `[relu1_1, relu2_1, relu3_1, relu4_1]` for images `(B, 3, H, W)` in [0, 1].
+
+    The ImageNet normalisation happens inside. Keys are `features.N.weight/bias` as in `timm/vgg16.tv_in1k` (and
+    torchvision), so its `model.safetensors` loads directly (`load_vgg16_features`). Built with random weights; it
+    stays in eval mode and its parameters never require gradients (gradients still flow to the input).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for item in _VGG16_TO_RELU4_1:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU()]
+                channels = item
+        self.features = nn.Sequential(*layers)
+        # Not persistent: the state dict holds exactly the checkpoint's features.* keys.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGG16Features:
+        # Frozen feature extractor: a parent's .train() must not switch it.
+        return super().train(False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """`(B, 3, H, W)` in [0, 1] → `[(B, 64, H, W), (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8)]`."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"VGG16Features takes RGB images (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
+        x = (image - self.mean) / self.std
+        outputs = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in _VGG16_OUTPUT_INDICES:
+                outputs.append(x)
+        return outputs
+
+
+def load_vgg16_features(repo_id: str = VGG16_REPO_ID, filename: str = "model.safetensors",
+                        weights_path: str | None = None) -> VGG16Features:
+    """`VGG16Features` with pretrained weights from a Hub repository (`hf_hub_download`) or a local safetensors file.
+
+    Keys other than the needed `features.*` (deeper convs, the classifier) are ignored; a missing or misshapen needed
+    key raises ValueError. If the Hub cannot be reached and the file is not cached, raises RuntimeError.
+    """
+    if weights_path is None:
+        try:
+            path = hf_hub_download(repo_id=repo_id, filename=filename)
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as error:
+            raise RuntimeError(
+                f"the VGG-16 weights could not be fetched from the Hugging Face Hub repository {repo_id} ({filename}): "
+                f"{type(error).__name__}. Pass a local copy with weights_path='.../model.safetensors', or set the "
+                "perceptual and style loss weights to 0 (LossWeights(perceptual=0.0, style=0.0)) to train "
+                "without VGG") from error
+        source = f"{repo_id}/{filename}"
+    else:
+        path = Path(weights_path)
+        if not path.is_file():
+            raise ValueError(f"weights_path {weights_path} is not a file; pass the path of a VGG-16 model.safetensors")
+        source = str(path)
+    model = VGG16Features()
+    expected = model.state_dict()
+    try:
+        with safe_open(str(path), framework="pt") as checkpoint:
+            available = set(checkpoint.keys())
+            state_dict = {key: checkpoint.get_tensor(key) for key in expected if key in available}
+    except SafetensorError as error:
+        raise ValueError(f"{source} is not a readable safetensors file ({error}); pass VGG-16 weights saved as "
+                         "safetensors (pickled .bin/.pth files are not loaded)") from error
+    missing = [key for key in expected if key not in state_dict]
+    misshapen = [f"{key} {tuple(state_dict[key].shape)} (expected {tuple(expected[key].shape)})"
+                 for key in state_dict if state_dict[key].shape != expected[key].shape]
+    if missing or misshapen:
+        raise ValueError(f"{source} does not hold VGG-16 features in the torchvision/timm layout: missing "
+                         f"{missing or 'none'}, misshapen {misshapen or 'none'}; pass the weights of {VGG16_REPO_ID}")
+    model.load_state_dict(state_dict)
+    return model
