@@ -369,7 +369,7 @@ class FolderMasks:
     - `buckets`: hole-ratio buckets 0..5 (0 = 1–10 % … 5 = 50–60 %); None = all masks. With `bucket_by="index"`
       (the default "auto" for NVIDIA names) bucket = index // 2000, as the set is ordered. With `bucket_by="ratio"`
       (the default for other names) each file's hole ratio is measured at its own resolution when the folder is
-      opened, and bucket k holds ratios in [k/10, (k+1)/10); masks with 60 % holes or more are in no bucket.
+      opened with `buckets` given (one decode per file), and bucket k holds ratios in [k/10, (k+1)/10); masks with 60 % holes or more are in no bucket.
     - `mask(i, size)`: the i-th selected mask, resized, never augmented — deterministic, for evaluation.
     - `sample(rng, size)`: a random selected mask; with `augment=True` randomly flipped (h, v), turned by a
       multiple of 90 degrees plus a small angle (|angle| <= `max_angle` degrees), shifted by up to `max_shift`
@@ -426,7 +426,7 @@ class FolderMasks:
         if bucket_by == "index" and not nvidia_named:
             raise ValueError(
                 f"bucket_by='index' needs files named like the NVIDIA set (00000.png … 11999.png), but {root} has "
-                f"e.g. {next(p.name for p in files if not _NVIDIA_NAME.fullmatch(p.name) or int(p.stem) >= 12000)!r}; "
+                f"e.g. {next(p.name for p in files if not _NVIDIA_NAME.fullmatch(p.name) or int(p.stem) >= NVIDIA_MASK_COUNT)!r}; "
                 "use bucket_by='ratio'"
             )
         indices = [int(p.stem) for p in files] if nvidia_named else list(range(len(files)))
