@@ -208,7 +208,7 @@ class VGG16Features(nn.Module):
 
 
 def load_vgg16_features(repo_id: str = VGG16_REPO_ID, filename: str = "model.safetensors",
-                        weights_path: str | None = None) -> VGG16Features:
+                        weights_path: str | Path | None = None) -> VGG16Features:
     """`VGG16Features` with pretrained weights from a Hub repository (`hf_hub_download`) or a local safetensors file.
 
     Keys other than the needed `features.*` (deeper convs, the classifier) are ignored; a missing or misshapen needed

@@ -1,0 +1,292 @@
+"""Losses against hand-computed values, LossWeights, and VGG16Features (random weights on purpose; the pretrained ones
+come from the Hub, which tests never reach: a local file, a pre-filled offline cache, and an empty offline cache)."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+
+from hoginpaint.losses import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LossWeights,
+    VGG16Features,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    gram_matrix,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    l1_loss,
+    load_vgg16_features,
+    masked_l1_loss,
+    perceptual_loss,
+    style_loss,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VGG_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17)
+VGG_CONV_SHAPES = ((64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (256, 256), (512, 256))
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Adversarial
+
+
+def test_discriminator_loss_matches_the_formula_and_edgeconnect_bce() -> None:
+    real = torch.tensor([[2.0, -1.0], [0.0, 3.5]])
+    fake = torch.tensor([[0.5, -3.0], [1.0, -0.25]])
+    expected = (sum(softplus(-r) for r in real.flatten().tolist()) / 4
+                + sum(softplus(f) for f in fake.flatten().tolist()) / 4) / 2
+    assert discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+    edgeconnect = (F.binary_cross_entropy(torch.sigmoid(real), torch.ones_like(real))
+                   + F.binary_cross_entropy(torch.sigmoid(fake), torch.zeros_like(fake))) / 2
+    assert discriminator_loss(real, fake).item() == pytest.approx(edgeconnect.item(), rel=1e-5)
+
+
+def test_generator_adversarial_loss_matches_the_formula() -> None:
+    fake = torch.tensor([0.0, 2.0, -4.0])
+    expected = (math.log(2) + softplus(-2.0) + softplus(4.0)) / 3
+    assert generator_adversarial_loss(fake).item() == pytest.approx(expected, rel=1e-6)
+    # Stable for large logits (the logit form, not log(sigmoid)).
+    assert generator_adversarial_loss(torch.tensor([-200.0])).item() == pytest.approx(200.0)
+
+
+def test_hinge_losses_match_hand_values() -> None:
+    real = torch.tensor([0.5, 2.0])
+    fake = torch.tensor([-2.0, 0.3])
+    # relu(1 - real) = [0.5, 0] → 0.25; relu(1 + fake) = [0, 1.3] → 0.65; 0.5·0.25 + 0.5·0.65
+    assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.45)
+    assert hinge_generator_loss(fake).item() == pytest.approx(0.85)
+
+
+def test_feature_matching_loss_hand_value_and_detached_targets() -> None:
+    real = [torch.tensor([1.0, 2.0], requires_grad=True), torch.zeros(1, 3, requires_grad=True)]
+    fake = [torch.tensor([0.0, 4.0], requires_grad=True), torch.tensor([[3.0, 0.0, -3.0]], requires_grad=True)]
+    loss = feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx(((1 + 2) / 2 + (3 + 0 + 3) / 3) / 2)
+    loss.backward()
+    assert real[0].grad is None and fake[0].grad is not None
+    with pytest.raises(ValueError, match="same length"):
+        feature_matching_loss(real, fake[:1])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reconstruction
+
+
+def test_l1_loss_hand_value_and_shape_check() -> None:
+    pred = torch.tensor([[0.0, 1.0], [0.5, 0.25]])
+    target = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    assert l1_loss(pred, target).item() == pytest.approx((1 + 0 + 0.5 + 0.25) / 4)
+    with pytest.raises(ValueError, match="shapes must match"):
+        l1_loss(pred, target[:1])
+
+
+def test_masked_l1_loss_weights_hole_and_known_pixels() -> None:
+    pred = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.0, 0.0]).view(1, 2, 1, 3)
+    target = torch.zeros(1, 2, 1, 3)
+    mask = torch.tensor([1.0, 0.0, 1.0]).view(1, 1, 1, 3)  # 1 = hole, broadcast over both channels
+    # |diff| = [0, 1, .5 | .25, 0, 0]; weights hole 10, known 2 → [0, 2, 5 | 2.5, 0, 0], mean over 6 elements
+    loss = masked_l1_loss(pred, target, mask, weight_known=2.0, weight_missing=10.0)
+    assert loss.item() == pytest.approx((2 + 5 + 2.5) / 6)
+    assert masked_l1_loss(pred, target, mask).item() == pytest.approx(l1_loss(pred, target).item())
+    with pytest.raises(ValueError, match="mask must be"):
+        masked_l1_loss(pred, target, mask[..., :2])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Perceptual, Gram, style
+
+
+def test_gram_matrix_matches_einsum() -> None:
+    features = torch.randn(2, 5, 4, 3, generator=torch.Generator().manual_seed(0))
+    expected = torch.einsum("bchw,bdhw->bcd", features, features) / (5 * 4 * 3)
+    assert torch.allclose(gram_matrix(features), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        gram_matrix(features[0])
+
+
+def test_style_loss_hand_value_and_zero_for_identical_features() -> None:
+    a = torch.tensor([1.0, 2.0]).view(1, 1, 1, 2)
+    b = torch.zeros(1, 1, 1, 2)
+    # gram(a) = (1 + 4) / (1·1·2) = 2.5, gram(b) = 0; two identical layers summed → 5
+    assert style_loss([a, a], [b, b]).item() == pytest.approx(5.0)
+    features = [torch.randn(2, 4, 6, 6), torch.randn(2, 8, 3, 3)]
+    assert style_loss(features, [f.clone() for f in features]).item() == 0.0
+    # Gram matrices ignore where the activation is: a spatially shuffled map has the same style.
+    shuffled = [f.flatten(2)[..., torch.randperm(f.shape[2] * f.shape[3])].view_as(f) for f in features]
+    assert style_loss(features, shuffled).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_perceptual_loss_sums_per_layer_mean_l1() -> None:
+    pred = [torch.ones(1, 2, 2, 2), torch.full((1, 4, 1, 1), 3.0)]
+    target = [torch.zeros(1, 2, 2, 2), torch.ones(1, 4, 1, 1)]
+    assert perceptual_loss(pred, target).item() == pytest.approx(1.0 + 2.0)
+    with pytest.raises(ValueError, match="layer 1"):
+        perceptual_loss(pred, [target[0], torch.ones(1, 4, 2, 2)])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# LossWeights
+
+
+def test_loss_weights_defaults_are_the_papers() -> None:
+    assert asdict(LossWeights()) == {"structure_l1": 1.0, "structure_adversarial": 1.0, "l1": 1.0, "adversarial": 0.1,
+                                     "perceptual": 0.1, "style": 250.0, "feature_matching": 0.0}
+    assert LossWeights().needs_vgg and not LossWeights(perceptual=0.0, style=0.0).needs_vgg
+
+
+@pytest.mark.parametrize("field,value", [("style", -1.0), ("l1", float("nan")), ("adversarial", "0.1"),
+                                         ("perceptual", True)])
+def test_loss_weights_refuse_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        LossWeights(**{field: value})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# VGG16Features
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGG16Features:
+    torch.manual_seed(0)
+    return VGG16Features()
+
+
+def reference_vgg16_activations(state: dict[str, torch.Tensor], image: torch.Tensor) -> list[torch.Tensor]:
+    """VGG-16 written out layer by layer (torchvision's config "D": 64, 64, M, 128, 128, M, 256 ×3, M, 512...)."""
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def conv(x: torch.Tensor, index: int) -> torch.Tensor:
+        return F.relu(F.conv2d(x, state[f"features.{index}.weight"], state[f"features.{index}.bias"], padding=1))
+
+    relu1_1 = conv((image - mean) / std, 0)
+    relu2_1 = conv(F.max_pool2d(conv(relu1_1, 2), 2), 5)
+    relu3_1 = conv(F.max_pool2d(conv(relu2_1, 7), 2), 10)
+    relu4_1 = conv(F.max_pool2d(conv(conv(relu3_1, 12), 14), 2), 17)
+    return [relu1_1, relu2_1, relu3_1, relu4_1]
+
+
+def test_vgg16_features_layout_and_parity_with_a_written_out_vgg(vgg: VGG16Features) -> None:
+    state = vgg.state_dict()
+    expected_keys = [f"features.{i}.{p}" for i in VGG_CONV_INDICES for p in ("weight", "bias")]
+    assert list(state) == expected_keys
+    assert [tuple(state[f"features.{i}.weight"].shape[:2]) for i in VGG_CONV_INDICES] == list(VGG_CONV_SHAPES)
+    image = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(1))
+    outputs = vgg(image)
+    reference = reference_vgg16_activations(state, image)
+    assert [tuple(o.shape) for o in outputs] == [(2, 64, 32, 40), (2, 128, 16, 20), (2, 256, 8, 10), (2, 512, 4, 5)]
+    for output, expected in zip(outputs, reference):
+        assert torch.allclose(output, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="RGB images"):
+        vgg(image[:, :1])
+
+
+def test_vgg16_features_are_frozen_but_pass_gradients(vgg: VGG16Features) -> None:
+    assert not any(p.requires_grad for p in vgg.parameters())
+    vgg.train()
+    assert not vgg.training
+    pred = torch.rand(1, 3, 16, 16, requires_grad=True)
+    target = torch.rand(1, 3, 16, 16)
+    loss = perceptual_loss(vgg(pred), vgg(target)) + style_loss(vgg(pred), vgg(target))
+    loss.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+    assert perceptual_loss(vgg(target), vgg(target.clone())).item() == 0.0
+
+
+def fake_timm_vgg16_file(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file with timm/vgg16.tv_in1k's key names: the needed convs (random values), deeper convs and
+    the classifier (tiny stand-ins, to be ignored)."""
+    generator = torch.Generator().manual_seed(2)
+    tensors = {}
+    for index, (cout, cin) in zip(VGG_CONV_INDICES, VGG_CONV_SHAPES):
+        tensors[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * 0.05
+        tensors[f"features.{index}.bias"] = torch.randn(cout, generator=generator)
+    for key in ("features.19.weight", "features.21.bias", "pre_logits.fc1.weight", "head.fc.weight"):
+        tensors[key] = torch.zeros(2)
+    safetensors.torch.save_file(tensors, path)
+    return tensors
+
+
+def test_load_vgg16_features_from_a_local_file(tmp_path: Path) -> None:
+    tensors = fake_timm_vgg16_file(tmp_path / "model.safetensors")
+    model = load_vgg16_features(weights_path=str(tmp_path / "model.safetensors"))
+    state = model.state_dict()
+    assert set(state) == {k for k in tensors if not k.startswith(("features.19", "features.21", "pre_", "head"))}
+    for key, value in state.items():
+        assert torch.equal(value, tensors[key]), key
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def test_load_vgg16_features_refuses_incomplete_and_pickled_files(tmp_path: Path) -> None:
+    tensors = fake_timm_vgg16_file(tmp_path / "full.safetensors")
+    safetensors.torch.save_file({k: v for k, v in tensors.items() if k != "features.17.weight"},
+                                tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match=r"missing \['features.17.weight'\]"):
+        load_vgg16_features(weights_path=str(tmp_path / "missing.safetensors"))
+    safetensors.torch.save_file({**tensors, "features.0.weight": torch.zeros(64, 1, 3, 3)},
+                                tmp_path / "misshapen.safetensors")
+    with pytest.raises(ValueError, match=r"misshapen \['features.0.weight \(64, 1, 3, 3\)"):
+        load_vgg16_features(weights_path=str(tmp_path / "misshapen.safetensors"))
+    torch.save(tensors, tmp_path / "vgg16.pth")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_vgg16_features(weights_path=str(tmp_path / "vgg16.pth"))
+    with pytest.raises(ValueError, match="is not a file"):
+        load_vgg16_features(weights_path=str(tmp_path / "absent.safetensors"))
+
+
+def _run_offline(code: str, hf_home: Path) -> subprocess.CompletedProcess:
+    # A subprocess: huggingface_hub reads HF_HOME and HF_HUB_OFFLINE when it is imported.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(PYTHONPATH=str(REPO_ROOT), HF_HOME=str(hf_home), HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_load_vgg16_features_offline_with_empty_cache_says_what_to_do(tmp_path: Path) -> None:
+    result = _run_offline("""
+        from hoginpaint.losses import load_vgg16_features
+        try:
+            load_vgg16_features()
+        except RuntimeError as error:
+            print("MESSAGE:", error)
+        """, tmp_path / "empty-hf-home")
+    assert result.returncode == 0, result.stderr
+    message = result.stdout
+    assert "MESSAGE: the VGG-16 weights could not be fetched" in message
+    assert "timm/vgg16.tv_in1k" in message and "weights_path" in message
+    assert "perceptual and style loss weights to 0" in message
+
+
+def test_load_vgg16_features_from_a_prefilled_offline_cache(tmp_path: Path) -> None:
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo_cache = tmp_path / "hf-home" / "hub" / "models--timm--vgg16.tv_in1k"
+    (repo_cache / "snapshots" / commit).mkdir(parents=True)
+    (repo_cache / "refs").mkdir()
+    (repo_cache / "refs" / "main").write_text(commit)
+    fake_timm_vgg16_file(repo_cache / "snapshots" / commit / "model.safetensors")
+    fake_timm_vgg16_file(tmp_path / "reference.safetensors")
+    result = _run_offline(f"""
+        import torch
+        from hoginpaint.losses import load_vgg16_features
+        hub, local = load_vgg16_features(), load_vgg16_features(weights_path={str(tmp_path / 'reference.safetensors')!r})
+        assert all(torch.equal(a, b) for a, b in zip(hub.state_dict().values(), local.state_dict().values()))
+        print("LOADED", len(hub.state_dict()))
+        """, tmp_path / "hf-home")
+    assert result.returncode == 0, result.stderr
+    assert "LOADED 16" in result.stdout
