@@ -19,13 +19,24 @@ Deliberate differences from the official code, each for a stated reason:
 """
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+
+import hoginpaint
+from hoginpaint import hub
+from hoginpaint.baselines import BaselineOutput
+from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
+from hoginpaint.losses import hinge_discriminator_loss, hinge_generator_loss, l1_loss
 
 # The attention layer matches patches at 1/8 of the input: two stride-2 convolutions, then its own rate 2.
 SIZE_MULTIPLE = 8
@@ -276,6 +287,34 @@ class DeepFillV2Generator(
         coarse, refined = ((output[..., :height, :width] + 1.0) / 2.0 for output in (coarse, refined))
         return coarse, refined
 
+    @classmethod
+    def _from_pretrained(
+        cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None, force_download: bool,
+        local_files_only: bool, token: str | bool | None, map_location: str = "cpu", strict: bool = True,
+        **model_kwargs,
+    ) -> DeepFillV2Generator:
+        """Strict, safetensors-only loading (the mixin's default is lenient and falls back to pickled weights)."""
+        if not strict:
+            raise ValueError(f"{cls.__name__} loads strictly only (strict=False would leave layers untrained "
+                             "silently); drop the strict argument")
+        path = hub.resolve_repo_file(model_id, hub.WEIGHTS_NAME, revision=revision, token=token, cache_dir=cache_dir,
+                                     local_files_only=local_files_only)
+        source = hub.describe(model_id, revision)
+        hub.check_safetensors_file(path, source)
+        model = cls(**model_kwargs)
+        state_dict = safetensors.torch.load_file(str(path), device="cpu")
+        expected = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+        found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
+        if found != expected:
+            missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+            reshaped = sorted(key for key in expected.keys() & found.keys() if expected[key] != found[key])
+            raise ValueError(
+                f"the weights in {source} do not match {cls.__name__}({model_kwargs}): missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}; load with the config.json saved beside them"
+            )
+        model.load_state_dict(state_dict, strict=True)
+        return model.to(map_location).eval()
+
 
 def check_image_and_mask(image: torch.Tensor, mask: torch.Tensor) -> None:
     """Raise `ValueError` unless image is `(B, 3, H, W)` and mask `(B, 1, H, W)` in {0, 1}, with H, W >= 8."""
@@ -319,3 +358,237 @@ class SNPatchDiscriminator(nn.Module):
             x = layer(x)
             features.append(x)
         return x, features
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inference wrapper: the HOG pipeline's call, Hub layout and resolution handling
+
+MODEL_INDEX_NAME = "model_index.json"
+GENERATOR_FOLDER = "generator"
+
+
+class DeepFillInpainter:
+    """DeepFill v2 behind `HOGInpaintPipeline`'s call: resize to `resolution`, fill, paste the hole back.
+
+    Hub layout (as the pipeline's, `hoginpaint.hub`): `model_index.json` {"_class_name": "DeepFillInpainter",
+    "_hoginpaint_version", "generator": "generator", "resolution"} at the root, `generator/` with `config.json` +
+    `model.safetensors`. Only the generator is stored: the discriminator is needed for training only.
+    """
+
+    def __init__(self, generator: DeepFillV2Generator, resolution: int = 256) -> None:
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16 or \
+                resolution % SIZE_MULTIPLE:
+            raise ValueError(f"resolution must be an int >= 16 and a multiple of {SIZE_MULTIPLE}, got {resolution!r}")
+        self.generator = generator.eval()
+        self.resolution = resolution
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.generator.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DeepFillInpainter:
+        """Move the generator to `device` and/or cast it to `dtype`; returns the inpainter."""
+        self.generator.to(device=device, dtype=dtype)
+        return self
+
+    @classmethod
+    def from_config(cls, base_channels: int = 48, resolution: int = 256, seed: int = 0) -> DeepFillInpainter:
+        """An inpainter with an untrained generator (weights depend on `seed` only), for tests and benchmarks."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = DeepFillV2Generator(base_channels=base_channels)
+        return cls(generator, resolution=resolution)
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> DeepFillInpainter:
+        """Load an inpainter saved by `save_pretrained` from a local folder or a Hub repository id.
+
+        Raises `hoginpaint.hub.HubError` (a ValueError) naming the repository and what to try when it cannot.
+        """
+        access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+        source = hub.describe(repo_id_or_path, revision)
+        try:
+            index_path = hub.resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
+        except hub.MissingFileError:
+            raise hub.MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a DeepFill model; save "
+                                       "one with DeepFillInpainter.save_pretrained") from None
+        index = _read_index(index_path, source)
+        revision = hub.pinned_revision(index_path, revision)  # the generator from the same commit
+        generator = hub.load_component(DeepFillV2Generator, repo_id_or_path, index["generator"], revision=revision,
+                                       **access)
+        return cls(generator, resolution=index["resolution"]).to(device=device, dtype=dtype)
+
+    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
+        """Write `model_index.json`, `generator/` and `README.md` into `save_directory`; returns it."""
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        hub.save_component(self.generator, save_directory / GENERATOR_FOLDER)
+        index = {
+            "_class_name": type(self).__name__,
+            "_hoginpaint_version": hoginpaint.__version__,
+            "generator": GENERATOR_FOLDER,
+            "resolution": self.resolution,
+        }
+        (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        card = model_card if model_card is not None else default_model_card(self)
+        (save_directory / "README.md").write_text(card, encoding="utf-8")
+        return save_directory
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
+                    commit_message: str = "Upload DeepFillInpainter", revision: str | None = None,
+                    model_card: str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hub model repository `repo_id`; returns the commit URL."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, model_card=model_card)
+            return hub.push_to_hub(folder, repo_id, token=token, private=private, commit_message=commit_message,
+                                   revision=revision)
+
+    def __call__(self, image: ImageLike | Sequence[ImageLike], mask_image: ImageLike | Sequence[ImageLike],
+                 output_type: Literal["pil", "pt"] = "pil", feather: int = 4) -> BaselineOutput:
+        """Inpaint the holes of `mask_image` (white / 1 = hole) in `image`, one image or a batch, any size.
+
+        Inputs as for `HOGInpaintPipeline.__call__` (`hoginpaint.imageio.load_images` / `load_masks`); each image
+        is resized to `resolution`, completed by the refined output, and only its hole pasted back at its own size
+        (`paste_back`, `feather` pixels of inward seam blending).
+        """
+        if output_type not in ("pil", "pt"):
+            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        images, masks = load_images(image), load_masks(mask_image)
+        batch = prepare(images, masks, self.resolution)
+        model_image = batch.image.to(self.device, self.dtype)  # (B, 3, R, R)
+        model_mask = batch.mask.to(self.device, self.dtype)  # (B, 1, R, R)
+        with torch.inference_mode():
+            completed = generate(self.generator, model_image, model_mask).completed
+        result = completed.float().cpu().clone()  # (B, 3, R, R), cloned out of inference mode
+
+        restored = [paste_back(original, low, mask, feather=feather)
+                    for original, low, mask in zip(batch.originals, result, batch.original_masks)]
+        return BaselineOutput(
+            images=[to_pil(image) for image in restored] if output_type == "pil" else restored,
+            masked=[to_pil(torch.where(mask >= 0.5, 1.0, original))
+                    for original, mask in zip(batch.originals, batch.original_masks)],
+            result_tensor=result,
+            mask_tensor=batch.mask,
+        )
+
+
+def default_model_card(inpainter: DeepFillInpainter) -> str:
+    """A minimal model card: Hub metadata, what the model is, how to use it."""
+    config = json.dumps(inpainter.generator._hub_mixin_config, sort_keys=True)
+    return f"""---
+library_name: hoginpaint
+pipeline_tag: image-to-image
+tags:
+- image-inpainting
+- deepfill-v2
+---
+
+# DeepFill v2 (hoginpaint baseline)
+
+The generator of Yu et al., "Free-Form Image Inpainting with Gated Convolution" (ICCV 2019), as implemented in
+[hoginpaint](https://github.com/) {hoginpaint.__version__}, used there as a baseline for HOG-guided face inpainting.
+
+- Model resolution: {inpainter.resolution}x{inpainter.resolution}
+- Generator: `{config}`
+
+## Usage
+
+```python
+from hoginpaint.baselines.deepfill import DeepFillInpainter
+
+inpainter = DeepFillInpainter.from_pretrained("<this repository>")
+out = inpainter(image="face.jpg", mask_image="mask.png")  # mask: white = hole
+out.images[0].save("restored.png")
+```
+"""
+
+
+def _read_index(path: Path, source: str) -> dict:
+    """Parse and check `model_index.json`: the class, the generator's subfolder, the resolution."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} is not valid JSON ({error}); re-save the model") from None
+    if not isinstance(index, dict) or index.get("_class_name") != DeepFillInpainter.__name__:
+        found = index.get("_class_name") if isinstance(index, dict) else index
+        raise hub.HubError(f"{source} holds a {found!r}, not a {DeepFillInpainter.__name__}; pass a repository "
+                           "saved by DeepFillInpainter.save_pretrained")
+    subfolder = index.get("generator")
+    if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or Path(subfolder).is_absolute():
+        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must name the generator's subfolder (a relative folder "
+                           f"name), got {subfolder!r}")
+    resolution = index.get("resolution")
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must give the model resolution as an int, "
+                           f"got {resolution!r}")
+    return index
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training: pure loss computations (the caller runs backward and the optimiser steps)
+
+
+@dataclass(frozen=True)
+class DeepFillLossWeights:
+    """The official `inpaint.yml`: `l1_loss_alpha: 1` on both stages' outputs, `gan_loss_alpha: 1` (hinge)."""
+
+    l1_coarse: float = 1.0
+    l1_refined: float = 1.0
+    adversarial: float = 1.0
+
+
+@dataclass
+class DeepFillOutput:
+    """One generator pass: raw outputs of both stages and the completed image, all `(B, 3, H, W)` in [0, 1]."""
+
+    coarse: torch.Tensor
+    refined: torch.Tensor
+    completed: torch.Tensor  # refined inside the hole, the input elsewhere: what the discriminator judges
+
+
+def generate(generator: DeepFillV2Generator, image: torch.Tensor, mask: torch.Tensor) -> DeepFillOutput:
+    """Run the generator on `image` `(B, 3, H, W)` in [0, 1] with `mask` `(B, 1, H, W)` (1 = hole)."""
+    coarse, refined = generator(image, mask)
+    return DeepFillOutput(coarse=coarse, refined=refined, completed=refined * mask + image * (1.0 - mask))
+
+
+def discriminator_loss(
+    discriminator: SNPatchDiscriminator, image: torch.Tensor, mask: torch.Tensor, output: DeepFillOutput
+) -> dict[str, torch.Tensor]:
+    """SN-PatchGAN hinge loss on real images and the (detached) completed ones → `{"discriminator": loss}`.
+
+    Real and fake go through the discriminator as one batch, as in the official code (one power iteration of the
+    spectral norm per step). Call this, step the discriminator, then call `generator_loss`.
+    """
+    logits, _ = discriminator(torch.cat([image, output.completed.detach()]), torch.cat([mask, mask]))
+    real_logits, fake_logits = logits.chunk(2)
+    return {"discriminator": hinge_discriminator_loss(real_logits, fake_logits)}
+
+
+def generator_loss(
+    discriminator: SNPatchDiscriminator,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    output: DeepFillOutput,
+    weights: DeepFillLossWeights = DeepFillLossWeights(),
+) -> dict[str, torch.Tensor]:
+    """L1 of both stages over the whole image + hinge adversarial loss → `{"l1_coarse", "l1_refined",
+    "adversarial", "generator"}` (the last is the weighted sum to back-propagate).
+
+    L1 is measured on images in [-1, 1] (twice the [0, 1] value), the scale of the official code, so that its
+    weights keep their balance against the adversarial term. The discriminator's parameters receive gradients from
+    this loss too: zero them before its next step (or set `requires_grad_(False)` while calling this).
+    """
+    l1_coarse = 2.0 * l1_loss(output.coarse, image)
+    l1_refined = 2.0 * l1_loss(output.refined, image)
+    fake_logits, _ = discriminator(output.completed, mask)
+    adversarial = hinge_generator_loss(fake_logits)
+    total = weights.l1_coarse * l1_coarse + weights.l1_refined * l1_refined + weights.adversarial * adversarial
+    return {"l1_coarse": l1_coarse, "l1_refined": l1_refined, "adversarial": adversarial, "generator": total}
