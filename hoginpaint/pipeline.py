@@ -1,0 +1,259 @@
+"""The two-stage inference pipeline: HOG structure, then HOG-guided inpainting, at any image size.
+
+`HOGInpaintPipeline` holds G_H (`StructureGenerator`) and G (`InpaintGenerator`) and a model resolution. A call
+resizes each image and mask to that resolution (`hoginpaint.imageio.prepare`), runs the two stages of
+`hoginpaint.stages`, and pastes the hole back into each input at its own size (`hoginpaint.imageio.paste_back`),
+so every known pixel of the result is the input's own. Hub layout and errors: `hoginpaint.hub`.
+
+    pipe = HOGInpaintPipeline.from_pretrained("org/hoginpaint-celeba")
+    out = pipe(image="face.jpg", mask_image="mask.png")
+    out.images[0].save("restored.png")
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+
+import hoginpaint
+from hoginpaint import hub
+from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
+from hoginpaint.networks import InpaintGenerator, StructureGenerator
+from hoginpaint.stages import inpaint_stage, structure_stage
+
+MODEL_INDEX_NAME = "model_index.json"
+COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
+
+
+@dataclass
+class InpaintOutput:
+    """What a pipeline call returns: results at each input's size, and the model-resolution tensors behind them.
+
+    `images`: RGB PIL images (output_type="pil") or float `(3, H, W)` tensors in [0, 1] (output_type="pt"), each
+    the size of its input and equal to it outside the hole. `guidance`: the HOG image that guided G (known cells from
+    the input, hole cells from G_H), white on black, at model resolution. `masked`: each input with its hole painted
+    white, at its own size. Tensors are on the CPU, float32, at model resolution R: `result_tensor` `(B, 3, R, R)`
+    (G's output with the known pixels restored), `guidance_tensor` and `hog_pred_tensor` `(B, 1, R, R)` scaled HOG
+    images, `mask_tensor` `(B, 1, R, R)` (1 = hole, max-pooled from the input's mask).
+    """
+
+    images: list[Image.Image] | list[torch.Tensor]
+    guidance: list[Image.Image]
+    masked: list[Image.Image]
+    result_tensor: torch.Tensor
+    guidance_tensor: torch.Tensor
+    hog_pred_tensor: torch.Tensor
+    mask_tensor: torch.Tensor
+
+
+class HOGInpaintPipeline:
+    """Face inpainting guided by a predicted HOG image (Salem, Mahdi & Abbas): G_H then G, at `resolution`."""
+
+    def __init__(self, structure_generator: StructureGenerator, inpaint_generator: InpaintGenerator,
+                 resolution: int = 256) -> None:
+        multiple = math.lcm(4, structure_generator.pixels_per_cell)  # G's encoder halves twice; whole HOG cells
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16 or resolution % multiple:
+            raise ValueError(f"resolution must be an int >= 16 and a multiple of {multiple}, got {resolution!r}")
+        self.structure_generator = structure_generator.eval()
+        self.inpaint_generator = inpaint_generator.eval()
+        self.resolution = resolution
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.inpaint_generator.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.inpaint_generator.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HOGInpaintPipeline:
+        """Move both generators to `device` and/or cast them to `dtype`; returns the pipeline."""
+        for model in (self.structure_generator, self.inpaint_generator):
+            model.to(device=device, dtype=dtype)
+        return self
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # Building, saving, loading
+
+    @classmethod
+    def from_config(cls, base_channels: int = 64, residual_blocks: int = 8, resolution: int = 256,
+                    seed: int = 0) -> HOGInpaintPipeline:
+        """A pipeline with freshly initialised (untrained) generators, for tests and benchmarks.
+
+        The weights depend on `seed` only; the global torch RNG is left as it was.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            structure = StructureGenerator(base_channels=base_channels, residual_blocks=residual_blocks)
+            inpaint = InpaintGenerator(base_channels=base_channels, residual_blocks=residual_blocks)
+        return cls(structure, inpaint, resolution=resolution)
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> HOGInpaintPipeline:
+        """Load a pipeline saved by `save_pretrained` from a local folder or a Hub repository id.
+
+        Raises `hoginpaint.hub.HubError` (a ValueError) naming the repository and what to try when it cannot.
+        """
+        access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+        source = hub.describe(repo_id_or_path, revision)
+        try:
+            index_path = hub.resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
+        except hub.MissingFileError:
+            raise hub.MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a hoginpaint pipeline; "
+                                       "save one with HOGInpaintPipeline.save_pretrained") from None
+        index = _read_index(index_path, source)
+        revision = hub.pinned_revision(index_path, revision)  # every component from the same commit
+        components = {
+            name: hub.load_component(component_class, repo_id_or_path, index[name], revision=revision, **access)
+            for name, component_class in COMPONENTS.items()
+        }
+        pipeline = cls(**components, resolution=index["resolution"])
+        return pipeline.to(device=device, dtype=dtype)
+
+    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
+        """Write `model_index.json`, one subfolder per generator and `README.md` into `save_directory`.
+
+        `model_card` is the README's text (e.g. rendered from the repository's `model_card.md`); by default a
+        minimal card (`default_model_card`). Returns `save_directory`.
+        """
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            hub.save_component(getattr(self, name), save_directory / name)
+        index = {
+            "_class_name": type(self).__name__,
+            "_hoginpaint_version": hoginpaint.__version__,
+            **{name: name for name in COMPONENTS},
+            "resolution": self.resolution,
+        }
+        (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        card = model_card if model_card is not None else default_model_card(self)
+        (save_directory / "README.md").write_text(card, encoding="utf-8")
+        return save_directory
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
+                    commit_message: str = "Upload HOGInpaintPipeline", revision: str | None = None,
+                    model_card: str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hub model repository `repo_id`; returns the commit URL."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, model_card=model_card)
+            return hub.push_to_hub(folder, repo_id, token=token, private=private, commit_message=commit_message,
+                                   revision=revision)
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # Inference
+
+    def __call__(self, image: ImageLike | Sequence[ImageLike], mask_image: ImageLike | Sequence[ImageLike],
+                 output_type: Literal["pil", "pt"] = "pil", feather: int = 4) -> InpaintOutput:
+        """Inpaint the holes of `mask_image` (white / 1 = hole) in `image`, for one image or a batch.
+
+        `image`: a path, PIL image, ndarray or `(3, H, W)` tensor, a list of them, or a `(B, 3, H, W)` batch
+        (`hoginpaint.imageio.load_images`); any size, one mask of the same size per image. An empty mask returns
+        the input unchanged; a full mask generates the whole image. `feather`: width in pixels of the inward seam
+        blend of `paste_back`. The whole batch runs through each network at once, under
+        `torch.inference_mode`.
+        """
+        if output_type not in ("pil", "pt"):
+            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        # 1. prepare inputs: each image and mask at its own size → one (B, ·, R, R) batch
+        images, masks = load_images(image), load_masks(mask_image)
+        batch = prepare(images, masks, self.resolution)
+        model_image = batch.image.to(self.device, self.dtype)  # (B, 3, R, R)
+        model_mask = batch.mask.to(self.device, self.dtype)  # (B, 1, R, R)
+
+        with torch.inference_mode():
+            # 2. structure stage: G_H predicts the HOG image; guidance = known cells + predicted hole cells
+            structure = structure_stage(self.structure_generator, model_image, model_mask)
+
+            # 3. inpaint stage: G fills the hole guided by the HOG image; known pixels restored
+            _, composited = inpaint_stage(self.inpaint_generator, model_image, model_mask, structure.guidance)
+        # Cloned out of inference mode, so that callers may edit what they get back in place.
+        result = composited.float().cpu().clone()  # (B, 3, R, R)
+        guidance = structure.guidance.float().cpu().clone()  # (B, 1, R, R)
+        hog_pred = structure.hog_pred.float().cpu().clone()  # (B, 1, R, R)
+
+        # 4. paste back: each result at its input's size, inside the hole only
+        restored = [paste_back(original, low, mask, feather=feather)
+                    for original, low, mask in zip(batch.originals, result, batch.original_masks)]
+        return InpaintOutput(
+            images=[to_pil(image) for image in restored] if output_type == "pil" else restored,
+            guidance=[to_pil(hog) for hog in guidance],
+            masked=[to_pil(torch.where(mask >= 0.5, 1.0, original))
+                    for original, mask in zip(batch.originals, batch.original_masks)],
+            result_tensor=result,
+            guidance_tensor=guidance,
+            hog_pred_tensor=hog_pred,
+            mask_tensor=batch.mask,
+        )
+
+
+def default_model_card(pipeline: HOGInpaintPipeline) -> str:
+    """A minimal model card (Hub metadata + how to use it); training scripts pass a fuller one to save_pretrained."""
+    structure = pipeline.structure_generator._hub_mixin_config
+    inpaint = pipeline.inpaint_generator._hub_mixin_config
+    return f"""---
+library_name: hoginpaint
+pipeline_tag: image-to-image
+tags:
+- face-inpainting
+- hog
+- gan
+---
+
+# HOG-guided face inpainting
+
+A `HOGInpaintPipeline` from [hoginpaint](https://github.com/) (version {hoginpaint.__version__}): the two-stage
+method of Salem, Mahdi & Abbas, "A Novel Face Inpainting Approach Based on Guided Deep Learning". A structure
+generator predicts the HOG image of the face inside the hole; an inpainting generator fills the hole guided by it.
+
+- Model resolution: {pipeline.resolution}x{pipeline.resolution}
+- Structure generator: `{json.dumps(structure, sort_keys=True)}`
+- Inpainting generator: `{json.dumps(inpaint, sort_keys=True)}`
+
+## Usage
+
+```python
+from hoginpaint import HOGInpaintPipeline
+
+pipe = HOGInpaintPipeline.from_pretrained("<this repository>")
+out = pipe(image="face.jpg", mask_image="mask.png")  # mask: white = hole
+out.images[0].save("restored.png")
+```
+
+```bash
+python -m hoginpaint inpaint --model <this repository> --image face.jpg --mask mask.png --output restored.png
+```
+"""
+
+
+def _read_index(path: Path, source: str) -> dict:
+    """Parse and check `model_index.json`: the class, each component's subfolder, the resolution."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} is not valid JSON ({error}); re-save the pipeline") from None
+    if not isinstance(index, dict) or index.get("_class_name") != HOGInpaintPipeline.__name__:
+        found = index.get("_class_name") if isinstance(index, dict) else index
+        raise hub.HubError(f"{source} holds a {found!r}, not a {HOGInpaintPipeline.__name__}; pass a hoginpaint "
+                           "pipeline repository")
+    for name in COMPONENTS:
+        subfolder = index.get(name)
+        if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
+                Path(subfolder).is_absolute():
+            raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must name the subfolder of {name!r} (a relative "
+                               f"folder name), got {subfolder!r}")
+    resolution = index.get("resolution")
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must give the model resolution as an int, "
+                           f"got {resolution!r}")
+    return index
