@@ -98,16 +98,28 @@ def _gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return g_row, g_col
 
 
-def _hypot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """`hypot` as skimage computes it (numpy's, i.e. libm's) on the CPU; torch's elsewhere.
+# The bulk of the work runs in float32 torch (fast, multi-threaded, any device). The last bit matters only where it
+# changes a decision: an orientation on a bin edge (45 degrees is common with 8-bit data) and, in RGB, two channels
+# whose gradient magnitudes tie (5/255, 5/255 against 7/255, 1/255). Pixels near such a decision (a few hundred in a
+# 256x256 face) are recomputed in float64 with numpy's routines, the ones skimage uses, so that every pixel lands
+# where skimage puts it.
+_NEAR = 1e-4
 
-    In RGB, two channels' gradients can have magnitudes that differ only in the last bit (e.g. 5/255, 5/255 and
-    7/255, 1/255); which channel wins then depends on the hypot routine's rounding. Calling the same routine on the
-    CPU reproduces skimage bit for bit; on other devices such pixels may take the other, equally strong channel.
-    """
-    if a.device.type == "cpu":
-        return torch.from_numpy(np.hypot(a.detach().numpy(), b.detach().numpy()))
-    return torch.hypot(a, b)
+
+def _libm(function, *tensors: torch.Tensor) -> torch.Tensor:
+    """`function` (numpy ufuncs) applied on the CPU in float64 to small tensors; returned on their device."""
+    arrays = [t.detach().to("cpu", torch.float64).numpy() for t in tensors]
+    return torch.from_numpy(np.asarray(function(*arrays), dtype=np.float64)).to(tensors[0].device)
+
+
+def _exact_gradients(x64: torch.Tensor, b: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """float64 central differences of `x64` `(B, C, H, W)` at pixels (b, r, c) → `(K, C)` each."""
+    height, width = x64.shape[2:]
+    inside_r = ((r > 0) & (r < height - 1)).unsqueeze(1)
+    inside_c = ((c > 0) & (c < width - 1)).unsqueeze(1)
+    g_row = x64[b, :, (r + 1).clamp_max(height - 1), c] - x64[b, :, (r - 1).clamp_min(0), c]
+    g_col = x64[b, :, r, (c + 1).clamp_max(width - 1)] - x64[b, :, r, (c - 1).clamp_min(0)]
+    return torch.where(inside_r, g_row, 0.0), torch.where(inside_c, g_col, 0.0)
 
 
 def hog_histograms(
@@ -119,47 +131,66 @@ def hog_histograms(
     """Cell orientation histograms of `images` `(B, C, H, W)` in [0, 1], C = 1 (gray) or 3 (RGB).
 
     Returns float32 `(B, orientations, H // pixels_per_cell, W // pixels_per_cell)`, equal to skimage's
-    ``orientation_histogram`` (cells are square; pixels beyond the last whole cell are ignored, as there).
+    ``orientation_histogram`` for the float64 image (cells are square; pixels beyond the last whole cell are
+    ignored, as there).
     """
     _check_images(images)
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
     _check_cell(pixels_per_cell, orientations, height, width)
-    x = images.to(torch.float64)
+    x64 = images.detach().to(torch.float64)
     if transform_sqrt:
-        x = x.clamp_min(0).sqrt()
-    g_row, g_col = _gradients(x)
-    magnitude = _hypot(g_row, g_col)  # (B, C, H, W)
-    if x.shape[1] > 1:
-        # skimage keeps, per pixel, the channel whose gradient is strongest (first one on ties, as argmax does).
-        strongest = magnitude.argmax(dim=1, keepdim=True)
-        g_row = g_row.gather(1, strongest)
-        g_col = g_col.gather(1, strongest)
-        magnitude = magnitude.gather(1, strongest)
-    # Pixels beyond the last whole cell vote nowhere (their gradients were needed only as neighbours).
+        x64 = x64.clamp_min(0).sqrt()
     cells_h, cells_w = height // pixels_per_cell, width // pixels_per_cell
-    g_row = g_row[:, :, : cells_h * pixels_per_cell, : cells_w * pixels_per_cell]
-    g_col = g_col[:, :, : cells_h * pixels_per_cell, : cells_w * pixels_per_cell]
-    magnitude = magnitude[:, :, : cells_h * pixels_per_cell, : cells_w * pixels_per_cell]
-    angle = torch.rad2deg(torch.atan2(g_row, g_col)) % 180  # (B, 1, h, w), [0, 180]
+    h, w = cells_h * pixels_per_cell, cells_w * pixels_per_cell
+    # Differences in float64: float32 pixels would be off by up to 3e-8, which low-contrast blocks amplify.
+    g_row, g_col = _gradients(x64)
+    # Pixels beyond the last whole cell vote nowhere (their values were needed only as neighbours).
+    g_row, g_col = g_row[:, :, :h, :w].to(torch.float32), g_col[:, :, :h, :w].to(torch.float32)
+    magnitude = torch.hypot(g_row, g_col)  # (B, C, h, w)
 
-    # skimage puts a pixel in bin i when i * step <= angle < (i + 1) * step, the edges computed as products in
-    # float64 as here; an angle that rounds to exactly 180 falls in no bin, there and here. Division gives the bin
-    # up to rounding at an edge; one comparison with each neighbouring edge settles it exactly.
+    if channels > 1:
+        # skimage keeps, per pixel, the channel whose gradient is strongest (the first on exact ties).
+        top_two = magnitude.topk(2, dim=1).values
+        b, r, c = (top_two[:, 0] - top_two[:, 1] <= _NEAR * top_two[:, 0]).nonzero(as_tuple=True)
+        strongest = magnitude.argmax(dim=1, keepdim=True)
+        if b.numel():
+            exact = _libm(np.hypot, *_exact_gradients(x64, b, r, c)).argmax(dim=1)  # (K,)
+            strongest[b, 0, r, c] = exact.to(strongest.device)
+        g_row, g_col = g_row.gather(1, strongest), g_col.gather(1, strongest)
+        magnitude = magnitude.gather(1, strongest)  # (B, 1, h, w)
+    else:
+        strongest = None
+
+    # skimage puts a pixel in bin i when i * step <= angle < (i + 1) * step, with angle = rad2deg(atan2) % 180
+    # and the edges computed as float64 products; an angle that rounds to 180 falls in no bin, there and here.
     step = 180.0 / orientations
-    bins = torch.floor(angle / step).clamp_(max=orientations - 1)
-    bins -= (angle < bins * step).to(bins.dtype)
-    bins += (angle >= (bins + 1) * step).to(bins.dtype)
-    weights = torch.where(bins < orientations, magnitude, 0.0)
+    position = torch.rad2deg(torch.atan2(g_row, g_col)) % 180 / step  # (B, 1, h, w), in bins
+    bins = torch.floor(position).clamp_(max=orientations - 1)
+    # Axis-aligned gradients (flat rows or columns, very common) give exactly 0 or 90 in both libraries.
+    near_edge = ((position - torch.round(position)).abs() < _NEAR) & (g_row != 0) & (g_col != 0)
+    b, _, r, c = near_edge.nonzero(as_tuple=True)
+    if b.numel():
+        exact_row, exact_col = _exact_gradients(x64, b, r, c)  # (K, C)
+        if strongest is not None:
+            pick = strongest[b, 0, r, c].unsqueeze(1)
+            exact_row, exact_col = exact_row.gather(1, pick), exact_col.gather(1, pick)
+        angle = _libm(lambda gr, gc: np.rad2deg(np.arctan2(gr, gc)) % 180, exact_row[:, 0], exact_col[:, 0])
+        edges = torch.arange(orientations + 1, dtype=torch.float64, device=angle.device) * step
+        exact_bin = torch.floor(angle / step).clamp_(max=orientations - 1)
+        exact_bin -= (angle < edges[exact_bin.long()]).to(exact_bin.dtype)
+        exact_bin += (angle >= edges[exact_bin.long() + 1]).to(exact_bin.dtype)
+        bins[b, 0, r, c] = exact_bin.to(bins.dtype)
+    weights = torch.where(bins < orientations, magnitude, 0.0).to(torch.float64)
 
     # One flat histogram index per pixel, (sample, bin, cell), so that one bincount fills the whole batch.
     cell_count = cells_h * cells_w
-    rows = torch.arange(cells_h * pixels_per_cell, device=images.device, dtype=torch.float64) // pixels_per_cell
-    cols = torch.arange(cells_w * pixels_per_cell, device=images.device, dtype=torch.float64) // pixels_per_cell
-    samples = torch.arange(batch, device=images.device, dtype=torch.float64).view(batch, 1, 1, 1)
-    base = samples * (orientations * cell_count) + rows.view(-1, 1) * cells_w + cols.view(1, -1)  # (B, 1, h, w)
-    flat = torch.addcmul(base, bins, torch.tensor(float(cell_count), dtype=torch.float64)).long()
+    cell_of_pixel = (torch.arange(h, device=images.device) // pixels_per_cell).view(-1, 1) * cells_w + (
+        torch.arange(w, device=images.device) // pixels_per_cell
+    ).view(1, -1)  # (h, w)
+    sample_offset = torch.arange(batch, device=images.device).view(batch, 1, 1, 1) * (orientations * cell_count)
+    flat = (bins.to(torch.int64) * cell_count + (cell_of_pixel + sample_offset)).flatten()
     total = batch * orientations * cell_count
-    histograms = torch.bincount(flat.flatten(), weights.flatten(), minlength=total)[:total]
+    histograms = torch.bincount(flat, weights.flatten(), minlength=total)[:total]
     histograms = histograms / (pixels_per_cell * pixels_per_cell)  # the mean over the cell's pixels
     return histograms.to(torch.float32).view(batch, orientations, cells_h, cells_w)
 
