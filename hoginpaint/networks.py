@@ -37,7 +37,7 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from hoginpaint.hog import HOG_IMAGE_SCALE
+from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
 
 # Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
 # needs at least 3 pixels there.
@@ -281,6 +281,10 @@ class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hogi
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.hog_scale = float(hog_scale)
+
+    def hog_settings(self) -> HOGSettings:
+        """The HOG settings of this model's targets: the pipeline and training compute their HOG images with these."""
+        return HOGSettings(orientations=self.orientations, pixels_per_cell=self.pixels_per_cell, scale=self.hog_scale)
 
     def forward(self, masked_gray: torch.Tensor, masked_hog: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 1, H, W)` ×3 (H, W multiples of 4, at least 12) → predicted scaled HOG image `(B, 1, H, W)` in [0, 1]."""
