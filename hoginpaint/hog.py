@@ -303,18 +303,22 @@ def hog_image(
     Equal to the second output of ``skimage.feature.hog(image, visualize=True)`` with the same arguments: strokes
     stamped per cell, zero beyond the last whole cell.
     """
-    histograms = hog_histograms(images, orientations, pixels_per_cell, transform_sqrt).to(torch.float64)
+    histograms = hog_histograms(images, orientations, pixels_per_cell, transform_sqrt)  # float32
     _, _, cells_h, cells_w = histograms.shape
+    device = images.device
+    plan = _stroke_plan(orientations, pixels_per_cell, cells_h, cells_w)
     picture = None
-    for row_cells, col_cells, kernel in _stroke_plan(orientations, pixels_per_cell, cells_h, cells_w):
-        device = images.device
-        selected = histograms * (row_cells.to(device).view(-1, 1) * col_cells.to(device).view(1, -1))
+    for row_cells, col_cells, kernel in plan:
+        selected = histograms
+        if len(plan) > 1:
+            selected = histograms * (row_cells.view(-1, 1) * col_cells.view(1, -1)).to(device, torch.float32)
         # Strokes stay inside their cell: a transposed conv with stride = kernel = cell size stamps them all.
-        stamped = F.conv_transpose2d(selected, kernel.to(device), stride=pixels_per_cell)  # (B, 1, H/p*p, W/p*p)
-        picture = stamped if picture is None else picture + stamped
+        stamped = F.conv_transpose2d(selected, kernel.to(device, torch.float32), stride=pixels_per_cell)
+        picture = stamped if picture is None else picture + stamped  # (B, 1, H/p*p, W/p*p)
     height, width = images.shape[2:]
-    picture = F.pad(picture, (0, width - picture.shape[3], 0, height - picture.shape[2]))
-    return picture.to(torch.float32)
+    if picture.shape[2:] != (height, width):
+        picture = F.pad(picture, (0, width - picture.shape[3], 0, height - picture.shape[2]))
+    return picture
 
 
 def scale_hog_image(hog: torch.Tensor, scale: float = HOG_IMAGE_SCALE) -> torch.Tensor:
