@@ -275,10 +275,12 @@ def _port_layers(c: int) -> list[tuple[str, int, int, int, int, int, str]]:
     branch1 = [("stage2.b1_conv1.conv", 3, c // 2, 5, 1, 1, "elu"), *down("stage2.b1_down_block1", c // 2, c, c // 2),
                *down("stage2.b1_down_block2", c, 2 * c, c), *bottleneck("stage2.b1_conv_bn", 1, 5)]
     branch2 = [("stage2.b2_conv1.conv", 3, c // 2, 5, 1, 1, "elu"), *down("stage2.b2_down_block1", c // 2, c, c // 2),
-               *down("stage2.b2_down_block2", c, 2 * c, 2 * c), ("stage2.b2_conv_bn1.conv", 2 * c, 2 * c, 3, 1, 1, "relu")]
+               *down("stage2.b2_down_block2", c, 2 * c, 2 * c),
+               ("stage2.b2_conv_bn1.conv", 2 * c, 2 * c, 3, 1, 1, "relu")]
     after_attention = [("stage2.b2_conv_bn4.conv", 2 * c, 2 * c, 3, 1, 1, "elu"),
                        ("stage2.b2_conv_bn5.conv", 2 * c, 2 * c, 3, 1, 1, "elu")]
-    merged = [("stage2.conv_bn6.conv", 4 * c, 2 * c, 3, 1, 1, "elu"), ("stage2.conv_bn7.conv", 2 * c, 2 * c, 3, 1, 1, "elu"),
+    merged = [("stage2.conv_bn6.conv", 4 * c, 2 * c, 3, 1, 1, "elu"),
+              ("stage2.conv_bn7.conv", 2 * c, 2 * c, 3, 1, 1, "elu"),
               *up("stage2.up_block1", 2 * c, c, c), *up("stage2.up_block2", c, c // 4, c // 2),
               ("stage2.conv_to_rgb.conv", c // 4, 3, 3, 1, 1, "none")]
     return stage1 + branch1 + branch2 + after_attention + merged
@@ -290,7 +292,8 @@ def _synthetic_port_state_dict(c: int, seed: int) -> dict[str, torch.Tensor]:
     for name, cin, cout, kernel, _, _, activation in _port_layers(c):
         outputs = cout if activation == "none" else 2 * cout
         fan_in = cin * kernel * kernel
-        state_dict[f"{name}.weight"] = torch.randn(outputs, cin, kernel, kernel, generator=generator) * (2 / fan_in) ** 0.5
+        weight = torch.randn(outputs, cin, kernel, kernel, generator=generator)
+        state_dict[f"{name}.weight"] = weight * (2 / fan_in) ** 0.5
         state_dict[f"{name}.bias"] = torch.randn(outputs, generator=generator) * 0.1
     return state_dict
 

@@ -11,8 +11,9 @@ All three work at each image's own resolution and need no model. OpenCV's method
 rounded to 8 bits for them; their fill is 8-bit) and take `radius`, the neighbourhood in pixels each hole pixel is
 filled from. Biharmonic solves a sparse linear system in float64 over the hole; its cost grows faster than the number
 of hole pixels (measured on two shared CPU cores with a centred square hole of 25 %: 0.5 s at 256x256, 2.8 s at
-512x512, where Telea and Navier-Stokes take about 0.2 s at 256x256). Pass `max_side` to run a method on a copy downscaled so that its longer side is at most `max_side`, the
-result then being upsampled into the hole; by default nothing is resized.
+512x512, where Telea and Navier-Stokes take about 0.2 s at 256x256). Pass `max_side` to run a method on a copy
+downscaled so that its longer side is at most `max_side`, the result then being upsampled into the hole; by default
+nothing is resized.
 
 Every result equals its input exactly outside the hole (the known pixels are copied, never recomputed).
 """

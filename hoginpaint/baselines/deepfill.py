@@ -16,6 +16,11 @@ Deliberate differences from the official code, each for a stated reason:
   softmax (the official code zeroes their scores, so they still take part in the normalisation).
 - Images of any size: the generator reflect-pads to a multiple of 8 (the attention layer matches at 1/8 of the input
   resolution) and crops the outputs back.
+- He-uniform initialisation with zero biases (the official code keeps TensorFlow's Glorot default).
+
+Public pieces: `DeepFillV2Generator` and `SNPatchDiscriminator` (networks); `generate`, `discriminator_loss`,
+`generator_loss`, `DeepFillLossWeights` (training, pure loss computations); `DeepFillInpainter` (inference with the
+HOG pipeline's call and Hub layout). `hoginpaint.baselines.convert_deepfill` converts the published PyTorch weights.
 """
 from __future__ import annotations
 
@@ -107,12 +112,15 @@ class ContextualAttention(nn.Module):
         self.softmax_scale = softmax_scale
 
     def forward(self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """`foreground`, `background` `(B, C, H, W)`, `mask` `(B, 1, H, W)` (1 = hole) → `(B, C, H, W)`.
+        """`foreground`, `background` `(B, C, H, W)` (one shape), `mask` `(B, 1, H, W)` (1 = hole) → `(B, C, H, W)`.
 
         H and W must be multiples of `rate`.
         """
-        batch, channels, height, width = background.shape
+        height, width = background.shape[-2:]
         rate, kernel = self.rate, self.kernel_size
+        if foreground.shape != background.shape or mask.shape[2:] != background.shape[2:]:
+            raise ValueError(f"foreground {tuple(foreground.shape)}, background {tuple(background.shape)} and mask "
+                             f"{tuple(mask.shape)} must share batch and size; pass feature maps of one shape")
         if height % rate or width % rate:
             raise ValueError(f"feature map is {height}x{width}; contextual attention needs multiples of {rate}")
 
@@ -521,7 +529,8 @@ def _read_index(path: Path, source: str) -> dict:
         raise hub.HubError(f"{source} holds a {found!r}, not a {DeepFillInpainter.__name__}; pass a repository "
                            "saved by DeepFillInpainter.save_pretrained")
     subfolder = index.get("generator")
-    if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or Path(subfolder).is_absolute():
+    if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
+            Path(subfolder).is_absolute():
         raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must name the generator's subfolder (a relative folder "
                            f"name), got {subfolder!r}")
     resolution = index.get("resolution")
