@@ -137,16 +137,22 @@ def check_safetensors_file(path: Path, source: str) -> None:
     """
     size = path.stat().st_size
     retry = "delete it (or the HF cache entry) and download or save it again"
+    not_safetensors = HubError(f"{path.name} of {source} is not a safetensors file ({size} bytes); {retry}")
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise not_safetensors
+        (header_length,) = struct.unpack("<Q", prefix)
+        if 8 + header_length > size:
+            raise HubError(f"{path.name} of {source} is truncated or not a safetensors file ({size} bytes, "
+                           f"header claims {header_length}); {retry}")
+        header_bytes = file.read(header_length)
     try:
-        with open(path, "rb") as file:
-            (header_length,) = struct.unpack("<Q", file.read(8))
-            if 8 + header_length > size:
-                raise HubError(f"{path.name} of {source} is truncated or not a safetensors file ({size} bytes, "
-                               f"header claims {header_length}); {retry}")
-            header = json.loads(file.read(header_length))
-    except (struct.error, UnicodeDecodeError, json.JSONDecodeError):
-        raise HubError(f"{path.name} of {source} is not a safetensors file ({size} bytes); {retry}") from None
-    data_length = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+        header = json.loads(header_bytes)
+        data_length = max((int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
+                          default=0)
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError):  # JSONDecodeError is a ValueError
+        raise not_safetensors from None
     if 8 + header_length + data_length != size:
         raise HubError(f"{path.name} of {source} is truncated: {size} bytes on disk, "
                        f"{8 + header_length + data_length} expected; {retry}")
@@ -222,7 +228,7 @@ def save_component(model: nn.Module, directory: str | Path, config: dict[str, An
             raise ValueError(f"{type(model).__name__} records no config; pass config= (its constructor arguments)")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    # save_model (not save_file) handles tensors that share memory; weights are stored on the CPU.
+    # save_model, not save_file: it handles tensors that share memory.
     safetensors.torch.save_model(model, str(directory / WEIGHTS_NAME))
     return directory
 
@@ -344,13 +350,9 @@ def _pickled_weights(repo_id_or_path: str | Path, local_folder: Path, subfolder:
 
 
 def _load_plain(cls: type[nn.Module], config_path: Path, weights_path: Path, device: str | torch.device) -> nn.Module:
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    model = cls(**config)
-    state_dict = safetensors.torch.load_file(str(weights_path), device="cpu")
-    result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"the config does not match the weights: missing {result.missing_keys[:3]}, unexpected "
-                         f"{result.unexpected_keys[:3]}; load with the config the weights were saved with")
+    model = cls(**json.loads(config_path.read_text(encoding="utf-8")))
+    # strict=True: torch's error lists the missing / unexpected / mis-shaped keys, and load_component names the repo.
+    model.load_state_dict(safetensors.torch.load_file(str(weights_path), device="cpu"), strict=True)
     return model.to(device).eval()
 
 

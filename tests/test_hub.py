@@ -163,6 +163,26 @@ def test_component_round_trip_is_exact(pipeline, tmp_path):
     assert all(torch.equal(value, original[key]) for key, value in loaded.state_dict().items())
 
 
+class _Plain(torch.nn.Module):
+    """A component that is not a PyTorchModelHubMixin: built from config.json, loaded with load_state_dict."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(width, 2)
+
+
+def test_plain_module_component(tmp_path):
+    model = _Plain(4)
+    with pytest.raises(ValueError, match="records no config"):
+        hub.save_component(model, tmp_path / "plain")
+    hub.save_component(model, tmp_path / "plain", config={"width": 4})
+    loaded = hub.load_component(_Plain, tmp_path, "plain")
+    assert not loaded.training and torch.equal(loaded.linear.weight, model.linear.weight)
+    (tmp_path / "plain" / "config.json").write_text(json.dumps({"width": 5}))
+    with pytest.raises(HubError, match="(?s)_Plain from plain/ of folder .*size mismatch for linear.weight"):
+        hub.load_component(_Plain, tmp_path, "plain")
+
+
 def test_mismatched_config_is_refused(copy):
     config_path = copy / "inpaint_generator" / "config.json"
     config = json.loads(config_path.read_text())
