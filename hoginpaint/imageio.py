@@ -199,6 +199,8 @@ def paste_back(
     deep. The input's own pixels under the hole are never read, so a hole painted over (or holding the ground truth)
     cannot leak into the result. `feather=0` pastes the upsampled output as is.
     """
+    if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
+        raise ValueError(f"feather must be an int >= 0 (pixels), got {feather!r}")
     check_mask_matches(original, mask_fullres)
     original = original.float()
     height, width = original.shape[-2:]

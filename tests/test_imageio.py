@@ -256,3 +256,8 @@ def test_feather_closes_the_seam_inward():
     assert deep == pytest.approx(0.7, abs=1e-6)  # the middle of the hole is the model's
     depth_profile = feathered[0, 32:40, 64]
     assert torch.all(depth_profile[1:] >= depth_profile[:-1])  # fades monotonically into the hole
+
+
+def test_negative_feather_is_refused():
+    with pytest.raises(ValueError, match="feather must be an int >= 0"):
+        paste_back(torch.zeros(3, 32, 32), torch.zeros(3, 16, 16), torch.zeros(1, 32, 32), feather=-1)

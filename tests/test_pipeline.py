@@ -108,6 +108,10 @@ def test_empty_and_full_masks(pipeline, faces):
     assert torch.equal(empty.images[0], image)
     full = pipeline(image=image, mask_image=torch.ones(1, *image.shape[-2:]), output_type="pt")
     assert (full.images[0] != image).any(dim=0).float().mean() > 0.9
+    # What a call returns is ordinary tensors, not inference-mode ones: editing them in place works.
+    for tensor in (full.images[0], full.result_tensor, full.guidance_tensor, full.mask_tensor):
+        assert not tensor.is_inference()
+        tensor.mul_(1)
 
 
 def test_bad_calls_are_refused(pipeline, faces, masks):
