@@ -25,7 +25,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from hoginpaint import hub
 from hoginpaint.hub import HubError
-from hoginpaint.networks import InpaintGenerator, StructureGenerator
+from hoginpaint.networks import InpaintGenerator
 from hoginpaint.pipeline import HOGInpaintPipeline
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
