@@ -10,7 +10,9 @@ its workers (``datasets`` does that by itself inside a worker). Each worker draw
 ``np.random.Generator`` seeded from ``(seed, rank, worker, epoch, resume_step)``, never from global state.
 
 An image that does not decode is skipped and counted: every example carries in ``"skipped"`` how many undecodable
-images its worker passed over since its previous example, so summing that field over batches counts them exactly.
+images its worker passed over since its previous example (a worker reports trailing ones in an example without an
+image), and `endless_batches` carries the counts of the batches it drops, so summing ``"skipped"`` over the batches
+it yields counts every undecodable image.
 """
 from __future__ import annotations
 
@@ -175,8 +177,8 @@ class FaceMaskStream(torch.utils.data.IterableDataset):
                 "skipped": skipped,
             }
             skipped = 0
-        if skipped:
-            logger.warning("%d undecodable images at the end of a worker's shards were skipped", skipped)
+        if skipped:  # bad images after the last good one: reported by an example without an image
+            yield {"skipped": skipped}
 
 
 def stream_seed(seed: int, resume_step: int) -> int:
@@ -210,22 +212,23 @@ def training_stream(
 
 
 def collate(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack examples into ``image`` `(B, 3, R, R)`, ``mask`` `(B, 1, R, R)` and ``skipped`` (a 0-d count)."""
+    """Stack examples into ``image`` `(B, 3, R, R)`, ``mask`` `(B, 1, R, R)` and ``skipped`` (a 0-d count); skip
+    reports (examples without an image) only add to the count."""
+    good = [example for example in examples if "image" in example]
     return {
-        "image": torch.stack([example["image"] for example in examples]),
-        "mask": torch.stack([example["mask"] for example in examples]),
+        "image": torch.stack([example["image"] for example in good]) if good else torch.empty(0),
+        "mask": torch.stack([example["mask"] for example in good]) if good else torch.empty(0),
         "skipped": torch.tensor(sum(example["skipped"] for example in examples)),
     }
 
 
 def make_dataloader(stream: FaceMaskStream, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
-    """Batches of `stream`; the last incomplete batch of an epoch is dropped so every step has the same shape."""
+    """Batches of `stream`, each made by one worker; `endless_batches` drops the short ones at the end of an epoch."""
     return torch.utils.data.DataLoader(
         stream,
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate,
-        drop_last=True,
         pin_memory=torch.cuda.is_available(),
         # Non-persistent workers pick up `set_epoch` when the next epoch's iterator starts them.
         persistent_workers=False,
@@ -233,12 +236,22 @@ def make_dataloader(stream: FaceMaskStream, batch_size: int, num_workers: int) -
 
 
 def endless_batches(dataloader: torch.utils.data.DataLoader, stream: FaceMaskStream) -> Iterator[dict[str, Any]]:
-    """Batches of `dataloader` epoch after epoch, reshuffling each epoch; `ValueError` if an epoch yields none."""
-    epoch = 0
+    """Full batches of `dataloader`, epoch after epoch, reshuffling each epoch.
+
+    A short batch (the end of a worker's shards) is dropped so that every step has the same shape, but its
+    ``skipped`` count is carried into the next batch: summing ``skipped`` over the batches counts every undecodable
+    image. `ValueError` if an epoch yields no full batch.
+    """
+    epoch, carried = 0, 0
     while True:
         stream.set_epoch(epoch)
         produced = 0
         for batch in dataloader:
+            if len(batch["image"]) < dataloader.batch_size:
+                carried += int(batch["skipped"])
+                continue
+            batch["skipped"] = batch["skipped"] + carried
+            carried = 0
             produced += 1
             yield batch
         if produced == 0:
