@@ -1,0 +1,333 @@
+"""hoginpaint.training (config, step, validation, checkpoints, export) and hoginpaint.model_card, in process.
+
+Tiny networks (base 8, one residual block) at 32 pixels, on the CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from huggingface_hub import ModelCard
+
+from hoginpaint import losses, training
+from hoginpaint.hog import guidance_target, hole_cells, to_gray
+from hoginpaint.losses import VGG16Features
+from hoginpaint.model_card import render_model_card
+from hoginpaint.networks import InpaintGenerator, StructureGenerator
+from hoginpaint.pipeline import HOGInpaintPipeline
+
+SIZE = 32
+TINY = dict(resolution=SIZE, base_channels=8, residual_blocks=1)
+
+
+@pytest.fixture()
+def accelerator():
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield Accelerator(cpu=True)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="module")
+def vgg_weights(tmp_path_factory) -> Path:
+    """A VGG-16 file with random weights: the perceptual and style terms run, their values mean nothing."""
+    path = tmp_path_factory.mktemp("vgg") / "model.safetensors"
+    torch.manual_seed(0)
+    safetensors.torch.save_model(VGG16Features(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def structure_folder(tmp_path_factory) -> Path:
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("structure") / "generator"
+    StructureGenerator(base_channels=8, residual_blocks=1).save_pretrained(folder)
+    return folder
+
+
+def _batch(seed: int = 0, size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(2, 3, size, size, generator=generator)
+    mask = torch.zeros(2, 1, size, size)
+    mask[:, :, 8:20, 10:24] = 1
+    return image, mask
+
+
+def _config(**overrides) -> training.TrainConfig:
+    return training.TrainConfig(**{**TINY, "perceptual_weight": 0.0, "style_weight": 0.0, **overrides})
+
+
+def _prepared(accelerator, config):
+    models = training.build_models(config)
+    g_opt, d_opt = training.make_optimizers(models, config)
+    generator, discriminator, g_opt, d_opt = accelerator.prepare(models.generator, models.discriminator, g_opt, d_opt)
+    return dataclasses.replace(models, generator=generator, discriminator=discriminator), g_opt, d_opt
+
+
+def _parameters(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: parameter.detach().clone() for name, parameter in module.named_parameters()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+def test_parser_has_one_documented_option_per_field_with_the_dataclass_defaults():
+    parser = training.build_parser()
+    help_text = " ".join(parser.format_help().split())
+    for field in dataclasses.fields(training.TrainConfig):
+        assert f"--{field.name}" in help_text
+        assert " ".join(field.metadata["help"].split())[:40] in help_text
+    assert training.config_from_args([]) == training.TrainConfig()
+    config = training.config_from_args(["--stage", "inpaint", "--base_channels", "8", "--no-streaming",
+                                        "--max_train_samples", "5", "--learning_rate", "2e-4"])
+    assert (config.stage, config.base_channels, config.streaming, config.max_train_samples, config.learning_rate) \
+        == ("inpaint", 8, False, 5, 2e-4)
+    with pytest.raises(SystemExit):
+        training.config_from_args(["--stage", "edges"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"stage": "joint"}, "--stage joint trains G guided by a trained G_H: pass --structure_model"),
+    ({"model": "deepfill", "stage": "structure"}, "--model deepfill trains a single network.*--stage inpaint"),
+    ({"push_to_hub": True}, "--push_to_hub needs --hub_model_id"),
+    ({"resolution": 60}, "--resolution must be a multiple of 8"),
+    ({"style_weight": -1.0}, "style must be a finite number >= 0"),
+    ({"train_batch_size": 0}, "--train_batch_size must be at least 1"),
+])
+def test_config_refuses_bad_values_with_what_to_do(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        training.TrainConfig(**overrides)
+
+
+def test_paper_loss_weights_are_the_defaults():
+    assert training.TrainConfig().loss_weights() == losses.LossWeights()
+
+
+def test_missing_vgg_weights_fail_at_start_with_the_two_ways_out(monkeypatch, tmp_path):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(losses, "hf_hub_download", offline)
+    for vgg_weights in (None, str(tmp_path / "missing.safetensors")):
+        with pytest.raises(ValueError, match="--vgg_weights PATH.*--perceptual_weight 0 --style_weight 0"):
+            training.build_models(training.TrainConfig(**TINY, stage="inpaint", vgg_weights=vgg_weights))
+    # Without perceptual and style terms, no VGG is needed at all.
+    assert training.build_models(_config(stage="inpaint")).vgg is None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One step
+
+
+@pytest.mark.parametrize("stage", ["structure", "inpaint", "joint", "deepfill"])
+def test_each_stage_steps_with_finite_losses_and_updates_both_networks(stage, accelerator, vgg_weights,
+                                                                        structure_folder):
+    overrides = {"structure": dict(stage="structure"),
+                 "inpaint": dict(stage="inpaint", perceptual_weight=0.1, style_weight=250.0,
+                                 vgg_weights=str(vgg_weights)),
+                 "joint": dict(stage="joint", structure_model=str(structure_folder)),
+                 "deepfill": dict(model="deepfill", stage="inpaint")}[stage]
+    config = _config(**overrides)
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    settings = training.hog_settings(models, config)
+    before_g, before_d = _parameters(models.generator), _parameters(models.discriminator)
+    guide = _parameters(models.structure_generator) if models.structure_generator is not None else {}
+    image, mask = _batch()
+    for _ in range(2):
+        result = training.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage,
+                                     config.loss_weights(), settings)
+        assert result.finite
+    expected = {"structure": {"l1", "adversarial"}, "inpaint": {"l1", "adversarial", "perceptual", "style"},
+                "joint": {"l1", "adversarial"}, "deepfill": {"l1_coarse", "l1_refined", "adversarial"}}[stage]
+    assert set(result.losses) == {"discriminator", "generator_total"} | {f"generator_{k}" for k in expected}
+    assert all(torch.isfinite(torch.tensor(value)) for value in result.losses.values())
+    after_g, after_d = _parameters(models.generator), _parameters(models.discriminator)
+    assert sum(not torch.equal(before_g[k], after_g[k]) for k in before_g) >= len(before_g) // 2
+    assert sum(not torch.equal(before_d[k], after_d[k]) for k in before_d) >= len(before_d) // 2
+    # Gradients are cleared after each update, and the generator's backward never reached the discriminator.
+    assert all(p.grad is None for p in [*models.generator.parameters(), *models.discriminator.parameters()])
+    assert all(p.requires_grad for p in models.discriminator.parameters())
+    for name, value in guide.items():  # the joint stage's guide stays frozen
+        assert torch.equal(value, dict(models.structure_generator.named_parameters())[name])
+
+
+def test_structure_step_equals_a_hand_written_reference(accelerator):
+    """Same initial weights, same batch: the step's updates equal EdgeConnect's order written out in plain torch."""
+    config = _config(stage="structure")
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    reference_g = StructureGenerator(base_channels=8, residual_blocks=1)
+    reference_d = type(models.discriminator)(in_channels=2, base_channels=8)
+    reference_g.load_state_dict(models.generator.state_dict())
+    reference_d.load_state_dict(models.discriminator.state_dict())
+    image, mask = _batch(3)
+    training.train_step(accelerator, models, g_opt, d_opt, image, mask, "structure", config.loss_weights(),
+                        training.hog_settings(models, config))
+
+    ref_g_opt = torch.optim.Adam(reference_g.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    ref_d_opt = torch.optim.Adam(reference_d.parameters(), lr=1e-5, betas=(0.0, 0.9))
+    target = guidance_target(image, reference_g.hog_settings())
+    hog_known = target * (1 - hole_cells(mask, 8))
+    gray = to_gray(image)
+    hog_pred = reference_g(gray * (1 - mask), hog_known, mask)
+    logits, _ = reference_d(torch.cat([torch.cat([target, gray], 1), torch.cat([hog_pred.detach(), gray], 1)]))
+    real_logits, fake_logits = logits.chunk(2)
+    losses.discriminator_loss(real_logits, fake_logits).backward()
+    ref_d_opt.step()
+    reference_d.requires_grad_(False)
+    fake_logits, _ = reference_d(torch.cat([hog_pred, gray], 1))
+    (losses.l1_loss(hog_pred, target) + losses.generator_adversarial_loss(fake_logits)).backward()
+    ref_g_opt.step()
+
+    for trained, reference in ((models.generator, reference_g), (models.discriminator, reference_d)):
+        for (name, value), expected in zip(trained.state_dict().items(), reference.state_dict().values()):
+            torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_a_nonfinite_loss_updates_nothing(accelerator):
+    config = _config(stage="inpaint")
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    before = {**_parameters(models.generator), **{f"d.{k}": v for k, v in _parameters(models.discriminator).items()}}
+    image, mask = _batch()
+    image[0, :, 0, 0] = float("nan")
+    result = training.train_step(accelerator, models, g_opt, d_opt, image, mask, "inpaint", config.loss_weights(),
+                                 training.hog_settings(models, config))
+    assert not result.finite and not torch.isfinite(torch.tensor(result.losses["discriminator"]))
+    after = {**_parameters(models.generator), **{f"d.{k}": v for k, v in _parameters(models.discriminator).items()}}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not g_opt.state_dict()["state"] and not d_opt.state_dict()["state"]  # Adam never stepped
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Validation and metrics
+
+
+def test_psnr_and_ssim_values():
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8
+    assert training.psnr(image, image) == pytest.approx(100.0)
+    assert training.psnr(image + 0.1, image) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01
+    assert training.ssim(image, image) == pytest.approx(1.0)
+    assert training.ssim(torch.rand_like(image), image) < 0.2
+
+
+def test_validation_reports_metrics_and_a_four_column_grid(accelerator):
+    config = _config(stage="inpaint")
+    models, _, _ = _prepared(accelerator, config)
+    image, mask = _batch(5)
+    metrics, grid = training.validate("inpaint", dataclasses.replace(
+        models, generator=accelerator.unwrap_model(models.generator)), {"image": image, "mask": mask},
+        training.hog_settings(models, config))
+    assert grid.shape == (3, 2 * SIZE, 4 * SIZE)
+    torch.testing.assert_close(grid[:, :SIZE, 3 * SIZE:], image[0])  # last column: the target
+    masked = grid[:, :SIZE, :SIZE]  # first column: the input with its hole painted white
+    assert torch.all(masked[mask[0].expand(3, -1, -1) == 1] == 1)
+    torch.testing.assert_close(masked * (1 - mask[0]), image[0] * (1 - mask[0]))
+    assert 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
+    assert models.generator.training  # restored
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def test_checkpoints_are_atomic_limited_and_resolved(accelerator, tmp_path, monkeypatch):
+    config = _config(stage="structure")
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    for step in (1, 2, 3):
+        training.save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, total_limit=2)
+    assert [step for step, _ in training.list_checkpoints(tmp_path)] == [2, 3]
+    assert training.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    assert {p.name for p in (tmp_path / "checkpoint-3").iterdir()} >= {"model.safetensors", "optimizer.bin",
+                                                                      "training_state.json"}
+
+    def killed(output_dir):  # a save that dies half-way through writing
+        (Path(output_dir) / "model.safetensors").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(accelerator, "save_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint(accelerator, tmp_path, 4, {"global_step": 4}, total_limit=2)
+    assert (tmp_path / ".tmp-checkpoint-4").is_dir() and not (tmp_path / "checkpoint-4").exists()
+    assert training.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    assert json.loads((tmp_path / "checkpoint-3" / "training_state.json").read_text()) == {"global_step": 3}
+    assert training.remove_incomplete_checkpoints(tmp_path) == [tmp_path / ".tmp-checkpoint-4"]
+    assert training.resolve_checkpoint(tmp_path / "empty", "latest") is None
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        training.resolve_checkpoint(tmp_path, str(tmp_path / ".tmp-checkpoint-4"))
+
+
+def test_state_hash_tells_identical_weights_apart_from_different_ones():
+    torch.manual_seed(0)
+    model = InpaintGenerator(base_channels=8, residual_blocks=1)
+    copy = InpaintGenerator(base_channels=8, residual_blocks=1)
+    copy.load_state_dict(model.state_dict())
+    assert training.state_hash(model) == training.state_hash(copy)
+    with torch.no_grad():
+        next(copy.parameters()).view(-1)[0] += 1e-6
+    assert training.state_hash(model) != training.state_hash(copy)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Export and the model card
+
+
+def test_structure_stage_exports_a_pipeline_with_a_fresh_inpaint_generator(tmp_path, structure_folder):
+    config = _config(stage="structure")
+    models = training.build_models(config)
+    model = training.trained_model(config, models, models.generator)
+    assert model.untrained == ["inpaint_generator"]
+    assert models.generator.training  # exporting leaves the trained module as it was
+    model.save(tmp_path / "out", "card")
+    loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
+    assert training.state_hash(loaded.structure_generator) == training.state_hash(models.generator)
+    assert (tmp_path / "out" / "README.md").read_text() == "card"
+
+    config = _config(stage="inpaint", structure_model=str(structure_folder))
+    models = training.build_models(config)
+    model = training.trained_model(config, models, models.generator)
+    assert model.untrained == []
+    assert training.state_hash(model.pipeline.structure_generator) == training.state_hash(
+        StructureGenerator.from_pretrained(structure_folder))
+
+
+def _summary(**config_overrides) -> dict:
+    config = _config(stage="inpaint", **config_overrides)
+    models = training.build_models(config)
+    model = training.trained_model(config, models, models.generator)
+    return {"config": config.to_dict(), "global_step": 120, "images_seen": 1920, "num_processes": 2,
+            "wall_time_s": 3725.0, "skipped_images": 3, "final_validation": {"psnr": 21.5, "ssim": 0.734},
+            "components": model.components(), "untrained_components": model.untrained}
+
+
+def test_model_card_has_hub_metadata_and_the_run_filled_in():
+    card = ModelCard(render_model_card(_summary(), repo_id="me/faces"))
+    metadata = card.data.to_dict()
+    assert metadata["library_name"] == "hoginpaint" and metadata["license"] == "other"
+    assert set(metadata["tags"]) >= {"image-inpainting", "face", "gan", "hog"}
+    assert metadata["datasets"] == ["flwrlabs/celeba"] and metadata["metrics"] == ["psnr", "ssim"]
+    text = card.text
+    assert 'HOGInpaintPipeline.from_pretrained("me/faces")' in text
+    assert "| Steps | 120 (1920 images seen; 2 process(es) x batch 8" in text
+    assert "1 h 02 min" in text and "PSNR 21.50 dB, SSIM 0.7340" in text
+    assert "**Not a finished model.**" in text and "structure_generator" in text
+    assert "Not evaluated yet" in text and "Nazeri, Kamyar" in text and "Salem" in text
+    assert "L1 1, adversarial 0.1" in text  # perceptual and style at 0 are left out
+
+
+def test_model_card_renders_an_evaluation_table_and_a_local_dataset():
+    summary = _summary(train_data_dir="/data/my-faces", mask_dir="/data/nvidia-masks")
+    evaluation = {"NVIDIA 10-20 %": {"PSNR": 30.1, "SSIM": 0.91}, "NVIDIA 50-60 %": {"PSNR": 19.4}}
+    card = ModelCard(render_model_card(summary, evaluation=evaluation))
+    assert "datasets" not in card.data.to_dict()
+    assert "| Setting | PSNR | SSIM |" in card.text
+    assert "| NVIDIA 10-20 % | 30.1 | 0.91 |" in card.text and "| NVIDIA 50-60 % | 19.4 | – |" in card.text
+    assert "`my-faces`" in card.text and "/data/" not in card.text  # no local paths leak into a public card
+    with pytest.raises(ValueError, match="lacks \\['components'\\]"):
+        render_model_card({key: value for key, value in summary.items() if key != "components"})
