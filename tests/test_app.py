@@ -1,0 +1,262 @@
+"""The Space (`app.py`) through its API: `python app.py` in a subprocess with tiny random models, called with
+`gradio_client` the way the README shows; and its model loading, in process."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hoginpaint import baselines
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASTRONAUT = REPO_ROOT / "assets" / "astronaut.jpg"
+ASTRONAUT_MASK = REPO_ROOT / "assets" / "astronaut_mask.png"
+TIMEOUT = 60  # seconds for any one request; start-up gets two of them
+
+
+def save_tiny_models(folder: Path) -> dict[str, str]:
+    """Random-weight HOG and DeepFill models at 64 px, saved as the app loads them → the app's env vars."""
+    hog = baselines.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
+    deepfill = baselines.load("deepfill", random_init=True, base_channels=8, resolution=64)
+    return {"HOGINPAINT_MODEL": str(hog.save_pretrained(folder / "hoginpaint")),
+            "DEEPFILL_MODEL": str(deepfill.save_pretrained(folder / "deepfill"))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(folder: Path) -> Iterator[str]:
+    """`python app.py` on 127.0.0.1 and a free port (through GRADIO_SERVER_*), tiny models; yields its URL."""
+    port = free_port()
+    env = {**os.environ, **save_tiny_models(folder), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_TEMP_DIR": str(folder / "gradio")}
+    url = f"http://127.0.0.1:{port}/"
+    with open(folder / "app.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 2 * TIMEOUT
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"app.py exited with {process.returncode}:\n{(folder / 'app.log').read_text()}")
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer within {2 * TIMEOUT} s:\n{(folder / 'app.log').read_text()}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from gradio_client import Client
+
+    folder = tmp_path_factory.mktemp("app")
+    with serve_app(folder) as url:
+        yield Client(url, verbose=False, download_files=str(folder / "downloads"), httpx_kwargs={"timeout": TIMEOUT})
+
+
+def call(client, photo: Path, mask: Path | None, intact: bool = True) -> tuple:
+    from gradio_client import handle_file
+
+    job = client.submit(photo=handle_file(str(photo)), mask=handle_file(str(mask)) if mask else None,
+                        intact=intact, api_name="/inpaint")
+    return job.result(timeout=TIMEOUT)
+
+
+def pixels(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB")).astype(np.int16)
+
+
+def save_mask(hole: np.ndarray, path: Path) -> Path:
+    Image.fromarray(hole.astype(np.uint8) * 255).save(path)
+    return path
+
+
+def test_results_equal_the_photo_outside_the_hole(client, val_face_images, tmp_path):
+    photo = tmp_path / "face.png"
+    val_face_images[0].save(photo)
+    hole = np.zeros((256, 256), dtype=bool)
+    hole[96:160, 72:184] = True  # eyes and nose
+    masked, guidance, hog, deepfill, telea, slider, table, status = call(client, photo,
+                                                                         save_mask(hole, tmp_path / "mask.png"))
+    original = np.asarray(val_face_images[0]).astype(np.int16)
+    for result in (hog, deepfill, telea):
+        result = pixels(result)
+        assert result.shape == original.shape
+        np.testing.assert_array_equal(result[~hole], original[~hole])
+        assert np.abs(result[hole] - original[hole]).mean() > 5  # the hole was filled, not copied
+    np.testing.assert_array_equal(pixels(masked)[hole], 255)
+    np.testing.assert_array_equal(pixels(masked)[~hole], original[~hole])
+    np.testing.assert_array_equal(pixels(slider[0]), pixels(masked))
+    np.testing.assert_array_equal(pixels(slider[1]), pixels(hog))
+    assert Image.open(guidance).size == (64, 64)  # the HOG model's resolution
+    assert "Face found" in status or "No face detected" in status
+
+
+def test_photo_with_a_face_is_aligned_and_identities_compared(client, tmp_path):
+    masked, _, hog, _, telea, _, table, status = call(client, ASTRONAUT, ASTRONAUT_MASK)
+    assert status.startswith("Face found: aligned to the training framing.")
+    hole = pixels(str(ASTRONAUT_MASK))[..., 0] > 127
+    original = pixels(str(ASTRONAUT))
+    np.testing.assert_array_equal(pixels(hog)[~hole], original[~hole])
+    rows = {row[0]: row[1] for row in table["data"]}
+    assert list(rows) == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
+    assert all(0 < distance < 1.5 for distance in rows.values())
+    assert rows["Telea"] < rows["masked input"]  # filling the hole smoothly is closer to her than a white blank
+
+    *_, table, status = call(client, ASTRONAUT, ASTRONAUT_MASK, intact=False)
+    assert table["data"] in ([], [[]]) or table["data"] is None
+    assert "No identity distances: the photo is not intact under the hole." in status
+
+
+def test_without_a_face_the_crop_is_taken_around_the_hole(client, tmp_path):
+    # A hole on the helmet, far from the face, and a photo without a face (a smooth non-square gradient).
+    hole = np.zeros((512, 512), dtype=bool)
+    hole[400:460, 330:420] = True
+    *_, hog, _, _, _, table, status = call(client, ASTRONAUT, save_mask(hole, tmp_path / "helmet.png"))
+    assert status.startswith("The hole reaches outside the face: cropped a padded square around the hole instead.")
+    np.testing.assert_array_equal(pixels(hog)[~hole], pixels(str(ASTRONAUT))[~hole])
+
+    ramp = np.linspace(0, 255, 160, dtype=np.uint8)
+    wall = np.stack([np.tile(ramp, (96, 1)), np.tile(ramp[::-1], (96, 1)), np.full((96, 160), 128, np.uint8)], -1)
+    Image.fromarray(wall).save(tmp_path / "wall.png")
+    hole = np.zeros((96, 160), dtype=bool)
+    hole[30:60, 100:150] = True
+    *_, hog, _, _, _, table, status = call(client, tmp_path / "wall.png", save_mask(hole, tmp_path / "wall_mask.png"))
+    assert status.startswith("No face detected: cropped a padded square around the hole instead.")
+    assert "No identity distances: no face was found." in status
+    result = pixels(hog)
+    assert result.shape == (96, 160, 3)
+    np.testing.assert_array_equal(result[~hole], wall[~hole])
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height grayscale pixels but holds one row: a decompression bomb's header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+            + chunk(b"IEND", b""))
+
+
+BAD_INPUTS = {
+    # name: (photo, mask, what the message must say)
+    "not an image": ("notes.png", "astronaut_mask", "Photo: the file is not an image Pillow can read"),
+    "decompression bomb": ("bomb.png", "astronaut_mask", "Photo: the file is larger than 50,000,000 pixels"),
+    "one pixel": ("dot.png", "astronaut_mask", "Photo: image is 1x1; the smallest accepted is 16x16 pixels"),
+    "mask not an image": ("astronaut", "notes.png", "Mask: the file is not an image Pillow can read"),
+    "empty mask": ("astronaut", "empty.png", "Mask: the mask is empty"),
+    "no mask, no strokes": ("astronaut", None, "Mask: the mask is empty"),
+    "full mask": ("astronaut", "full.png", "Mask: the mask covers the whole photo"),
+    "mask of another size": ("astronaut", "small.png", "Mask: mask is 300x200 but image is 512x512"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.png").write_text("not a picture")
+    (folder / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    Image.new("RGB", (1, 1), "white").save(folder / "dot.png")
+    Image.new("L", (512, 512), 0).save(folder / "empty.png")
+    Image.new("L", (512, 512), 255).save(folder / "full.png")
+    Image.new("L", (300, 200), 255).save(folder / "small.png")
+    files = {name: folder / name for name in ("notes.png", "bomb.png", "dot.png", "empty.png", "full.png", "small.png")}
+    return {**files, "astronaut": ASTRONAUT, "astronaut_mask": ASTRONAUT_MASK, None: None}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_a_message(client, bad_files, case):
+    from gradio_client.exceptions import AppError
+
+    photo, mask, message = BAD_INPUTS[case]
+    with pytest.raises(AppError) as raised:
+        call(client, bad_files[photo], bad_files[mask])
+    assert str(raised.value).startswith(message)
+    assert "/tmp" not in str(raised.value) and "Traceback" not in str(raised.value)
+
+
+def test_app_still_answers_after_bad_inputs(client):
+    *_, status = call(client, ASTRONAUT, ASTRONAUT_MASK)
+    assert status.startswith("Face found")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# In process: model loading and a model that failed to load
+
+
+@pytest.fixture(scope="module")
+def app_module(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in save_tiny_models(folder).items():
+            patch.setenv(name, value)
+        app = importlib.reload(sys.modules["app"]) if "app" in sys.modules else importlib.import_module("app")
+    return app
+
+
+def test_model_status_says_which_model_and_why(app_module, monkeypatch, tmp_path):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("DEEPFILL_MODEL", str(tmp_path / "empty"))
+    method, status = app_module.load_method("deepfill")
+    assert method is None
+    assert status.startswith(f"**DeepFill v2**: could not load `{tmp_path / 'empty'}`: ")
+    assert "has no model_index.json" in status
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
+    monkeypatch.setenv("HOGINPAINT_MODEL", "someone/hoginpaint@v1")
+    method, status = app_module.load_method("hoginpaint")
+    assert method is None
+    assert "Hub repository 'someone/hoginpaint' (revision v1)" in status and "Hub is offline" in status
+
+    monkeypatch.delenv("DEEPFILL_MODEL")
+    monkeypatch.setitem(app_module.DEFAULT_MODELS, "deepfill", tmp_path / "missing")
+    assert app_module.load_method("deepfill") == (None, "**DeepFill v2**: no model; set `DEEPFILL_MODEL` to a Hub id "
+                                                        "or a folder.")
+
+
+def test_other_methods_run_when_one_failed_to_load(app_module, monkeypatch):
+    monkeypatch.setitem(app_module.METHODS, "deepfill", (None, "**DeepFill v2**: could not load `x`: broken"))
+    masked, guidance, hog, deepfill, telea, slider, table, status = app_module.inpaint(str(ASTRONAUT),
+                                                                                       str(ASTRONAUT_MASK))
+    assert deepfill is None
+    hole = np.asarray(Image.open(ASTRONAUT_MASK)) > 127
+    original = pixels(str(ASTRONAUT))
+    for result in (hog, telea):
+        np.testing.assert_array_equal(np.asarray(result).astype(np.int16)[~hole], original[~hole])
+    assert [row[0] for row in table] == ["masked input", "HOG-guided", "Telea"]
+    assert "**DeepFill v2**: could not load `x`: broken" in status
