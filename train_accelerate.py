@@ -208,7 +208,8 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
     bar.close()
     _sync_counters(accelerator, progress, skipped_here, run_started)
     if saved_step != progress.global_step:
-        checkpoint(accelerator, config, models, progress)  # the final state, so that a longer run can resume
+        # The final state, so that a longer run can resume; `finish` pushes the final model.
+        checkpoint(accelerator, config, models, progress, push_model=False)
     if config.validation_steps >= 0:
         validation = run_validation(accelerator, config, models, validation_batch, settings, progress.global_step)
     return "completed", validation
@@ -226,13 +227,14 @@ def _sync_counters(accelerator: Accelerator, progress: Progress, skipped_here: t
     accelerator.log({"data/skipped_images": progress.skipped_images}, step=progress.global_step)
 
 
-def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels, progress: Progress) -> Path:
-    """Save the training state atomically; with `--push_checkpoints`, push the current model too."""
+def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels, progress: Progress,
+               push_model: bool = True) -> Path:
+    """Save the training state atomically; with `--push_checkpoints` (and `push_model`), push the current model."""
     state = {**dataclasses.asdict(progress), "model": config.model, "stage": config.stage}
     path = save_checkpoint(accelerator, config.output_dir, progress.global_step, state,
                            config.checkpoints_total_limit)
     logger.info(f"saved {path}")
-    if config.push_checkpoints and accelerator.is_main_process:
+    if push_model and config.push_checkpoints and accelerator.is_main_process:
         model = trained_model(config, models, accelerator.unwrap_model(models.generator))
         summary = {"config": config.to_dict(), **dataclasses.asdict(progress), "num_processes":
                    accelerator.num_processes, "components": model.components(),

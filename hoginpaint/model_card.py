@@ -57,6 +57,7 @@ def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         untrained=summary.get("untrained_components") or [],
+        untrained_text=" and ".join(f"`{name}`" for name in summary.get("untrained_components") or []),
         dataset_description=_dataset_description(config, is_hub_dataset),
         mask_description=_mask_description(config),
         loss_description=_loss_description(config),
@@ -83,7 +84,7 @@ def _dataset_description(config: dict[str, Any], is_hub_dataset: bool) -> str:
     else:
         source = f"a local dataset folder (`{Path(config['train_data_dir']).name}`)"
     limit = f", its first {config['max_train_samples']} images" if config.get("max_train_samples") else ""
-    return f"{source}, split `{config['train_split']}`{limit}, column `{config['image_column']}`."
+    return f"Trained on {source}, split `{config['train_split']}`{limit}, column `{config['image_column']}`."
 
 
 def _mask_description(config: dict[str, Any]) -> str:

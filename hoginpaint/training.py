@@ -15,6 +15,10 @@ changed in place since the graph was built (EdgeConnect's users hit exactly that
 
 Both losses are checked for NaN/Inf on every rank *before* their backward pass, and all ranks agree on the verdict,
 so a non-finite loss never updates a weight and never leaves one rank waiting for another's gradients.
+
+Losses (`hoginpaint.losses`): the L1 term is the mean over all pixels (EdgeConnect's code further divides it by the
+hole ratio; we keep the paper's plain weight); the style term compares the hole only, as EdgeConnect's; the
+perceptual term the whole raw output.
 """
 from __future__ import annotations
 
@@ -727,33 +731,24 @@ def validation_data(config: TrainConfig) -> dict[str, torch.Tensor]:
 
 @dataclass
 class TrainedModel:
-    """What a run publishes: a `HOGInpaintPipeline`, or DeepFill v2's generator alone.
+    """What a run publishes: a `HOGInpaintPipeline`, or for DeepFill v2 a `DeepFillInpainter`; both write their Hub
+    layout with `save_pretrained(folder, model_card=...)`.
 
     `untrained` names the pipeline components that no stage has trained yet (freshly initialised so that the
     layout is complete; the model card says so).
     """
 
-    pipeline: Any = None
-    deepfill_generator: nn.Module | None = None
+    pipeline: Any
     untrained: list[str] = field(default_factory=list)
 
     def components(self) -> dict[str, dict[str, Any]]:
         """Each component's constructor arguments (its config.json)."""
-        if self.deepfill_generator is not None:
-            return {"generator": dict(self.deepfill_generator._hub_mixin_config)}
-        return {name: dict(getattr(self.pipeline, name)._hub_mixin_config)
-                for name in ("structure_generator", "inpaint_generator")}
+        names = ("generator",) if hasattr(self.pipeline, "generator") else ("structure_generator", "inpaint_generator")
+        return {name: dict(getattr(self.pipeline, name)._hub_mixin_config) for name in names}
 
     def save(self, directory: str | Path, model_card: str) -> Path:
-        """Write the model in its Hub layout (pipeline: `HOGInpaintPipeline.save_pretrained`) and its card."""
-        directory = Path(directory)
-        if self.pipeline is not None:
-            return self.pipeline.save_pretrained(directory, model_card=model_card)
-        from hoginpaint import hub
-
-        hub.save_component(self.deepfill_generator, directory)
-        (directory / "README.md").write_text(model_card, encoding="utf-8")
-        return directory
+        """Write the model in its Hub layout, with `model_card` as its README."""
+        return self.pipeline.save_pretrained(directory, model_card=model_card)
 
 
 def _detached_copy(module: nn.Module) -> nn.Module:
@@ -773,7 +768,9 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
 
     trained = _detached_copy(generator)
     if models.name == "deepfill":
-        return TrainedModel(deepfill_generator=trained)
+        from hoginpaint.baselines.deepfill import DeepFillInpainter
+
+        return TrainedModel(DeepFillInpainter(trained, resolution=config.resolution))
     width = config.base_channels or HOGINPAINT_WIDTH
     untrained = []
     with torch.random.fork_rng(devices=[]):
@@ -792,5 +789,4 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
                 structure = StructureGenerator(width, config.residual_blocks,
                                                pixels_per_cell=config.pixels_per_cell).eval()
                 untrained = ["structure_generator"]
-    return TrainedModel(pipeline=HOGInpaintPipeline(structure, inpaint, resolution=config.resolution),
-                        untrained=untrained)
+    return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)

@@ -253,3 +253,24 @@ def test_a_refused_push_is_reported_and_the_local_output_kept(tmp_path, monkeypa
     assert json.loads((out / "training_summary.json").read_text())["push"]["status"] == "failed"
     assert HOGInpaintPipeline.from_pretrained(out).resolution == 64
     assert not hub.repos and not list(out.glob(".push-*"))
+
+
+def test_gradient_accumulation_and_pushed_checkpoints(tmp_path, monkeypatch, fresh_accelerate_state):
+    monkeypatch.setattr(train_accelerate, "training_batches", _synthetic_batches())
+    out = tmp_path / "accumulate"
+    with HubServer() as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        summary = _in_process(["--stage", "structure", "--resolution", "64", "--base_channels", "8",
+                               "--residual_blocks", "1", "--train_batch_size", "2", "--output_dir", str(out),
+                               "--gradient_accumulation_steps", "2", "--max_train_steps", "2",
+                               "--checkpointing_steps", "1", "--validation_steps", "-1", "--push_to_hub",
+                               "--push_checkpoints", "--hub_model_id", "me/accumulated"])
+    assert summary["global_step"] == 2 and summary["images_seen"] == 2 * 2 * 2  # steps x accumulation x batch
+    history = hub.repos["me/accumulated"].commits
+    assert [message for _, message, _ in history] == ["Training checkpoint at step 1",
+                                                      "Train hoginpaint (structure stage), 2 steps"]
+    first, final = history[0][2], history[1][2]
+    assert first["structure_generator/model.safetensors"] != final["structure_generator/model.safetensors"]
+    assert final["structure_generator/model.safetensors"] == (
+        out / "structure_generator" / "model.safetensors").read_bytes()

@@ -331,3 +331,18 @@ def test_model_card_renders_an_evaluation_table_and_a_local_dataset():
     assert "`my-faces`" in card.text and "/data/" not in card.text  # no local paths leak into a public card
     with pytest.raises(ValueError, match="lacks \\['components'\\]"):
         render_model_card({key: value for key, value in summary.items() if key != "components"})
+
+
+def test_deepfill_exports_an_inpainter_that_the_baselines_load(tmp_path):
+    from hoginpaint.baselines import load
+
+    config = _config(model="deepfill", stage="inpaint")
+    models = training.build_models(config)
+    model = training.trained_model(config, models, models.generator)
+    assert model.components() == {"generator": {"base_channels": 8}} and model.untrained == []
+    model.save(tmp_path / "deepfill", render_model_card({
+        "config": config.to_dict(), "global_step": 1, "images_seen": 8, "components": model.components()}))
+    inpainter = load("deepfill", model=str(tmp_path / "deepfill"))
+    assert training.state_hash(inpainter.generator) == training.state_hash(models.generator)
+    card = (tmp_path / "deepfill" / "README.md").read_text()
+    assert "deepfill-v2" in card and 'load("deepfill", model=' in card and "SN-PatchGAN hinge" in card
