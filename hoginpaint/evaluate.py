@@ -45,7 +45,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ import torch
 from hoginpaint import faces, metrics
 from hoginpaint.masks import FolderMasks
 
+MaskSplit = Literal["eval", "train", "all"]
 NETWORK_METHODS = ("hoginpaint", "deepfill")
 PIXEL_METRICS = ("l1", "psnr", "ssim", "ssim_gray")
 SUMMARY_METRICS = ("l1", "psnr", "ssim", "ssim_gray", "identity_distance", "same_person_rate")
@@ -76,17 +77,17 @@ class EvalConfig:
     random_init: bool = _option(False, "build untrained networks for hoginpaint / deepfill given without a model "
                                        "(to test the evaluation before trained weights exist; labelled in the "
                                        "report)")
-    random_init_base_channels: int | None = _option(None, "width of the untrained networks (default: each "
-                                                          "network's own, 64 for hoginpaint, 48 for DeepFill)")
-    random_init_residual_blocks: int | None = _option(None, "residual blocks of an untrained hoginpaint (default 8)")
+    random_init_base_channels: int | None = _option(None, "width of the untrained networks; None: each "
+                                                          "network's own (hoginpaint 64, DeepFill 48)")
+    random_init_residual_blocks: int | None = _option(None, "residual blocks of an untrained hoginpaint; None: 8")
     dataset: str = _option("flwrlabs/celeba", "Hub dataset id or local folder (images or parquet shards)")
-    split: str | None = _option(None, "split to evaluate on (default: the first of validation, valid, test)")
+    split: str | None = _option(None, "split to evaluate on; None: the first of validation, valid, test")
     image_column: str = _option("image", "column holding the images")
     max_samples: int = _option(200, "evaluate on the first N decodable faces of the split")
     resolution: int = _option(256, "side of the square faces the methods see and the metrics compare (>= 64, a "
                                    "multiple of 8)")
     mask_dir: str | None = _option(None, "folder of the NVIDIA irregular masks (00000.png … 11999.png)")
-    mask_split: str = _option("eval", "which NVIDIA masks: eval (indices divisible by 10, never trained on), "
+    mask_split: MaskSplit = _option("eval", "which NVIDIA masks: eval (indices divisible by 10, never trained on), "
                                       "train or all")
     buckets: list[int] = _option([0, 1, 2, 3, 4, 5], "NVIDIA hole-ratio buckets (0 = 1-10 %% … 5 = 50-60 %%)")
     feature_masks: bool = _option(False, "also evaluate holes over the eyes, the nose and the mouth (from dlib's 68 "
@@ -110,8 +111,6 @@ class EvalConfig:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.grid_images < 0:
             raise ValueError(f"--grid_images must be >= 0, got {self.grid_images}")
-        if self.mask_split not in ("eval", "train", "all"):
-            raise ValueError(f"--mask_split must be eval, train or all, got {self.mask_split!r}")
         if not self.buckets or any(not 0 <= bucket <= 5 for bucket in self.buckets):
             raise ValueError(f"--buckets must be one or more of 0..5, got {self.buckets}")
         specs = [parse_method(spec) for spec in self.methods]
@@ -136,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         arguments: dict[str, Any] = {"help": config_field.metadata["help"], "default": default}
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # `X | None`
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        if typing.get_origin(kind) is list:
+        if typing.get_origin(kind) is Literal:
+            arguments["choices"] = typing.get_args(kind)
+        elif typing.get_origin(kind) is list:
             arguments.update(nargs="+", type=typing.get_args(kind)[0])
         elif kind is bool:
             arguments["action"] = argparse.BooleanOptionalAction

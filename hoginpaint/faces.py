@@ -33,7 +33,6 @@ import torch
 from PIL import Image
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors of one person are closer than this (99.38 % on LFW)
-DETECTION_SIZE = 256  # side of the aligned crops the identity metrics detect faces on (see `face_descriptor`)
 
 # Point ranges of the 68-point (iBUG 300-W) layout.
 LEFT_EYE = tuple(range(36, 42))  # the eye on the left of the image (the person's right eye)
