@@ -28,7 +28,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -49,8 +48,6 @@ from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings, guidance_target, to_gra
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, StructureGenerator
 from hoginpaint.stages import inpaint_stage, structure_stage
-
-logger = logging.getLogger(__name__)
 
 Stage = Literal["structure", "inpaint", "joint"]
 ModelName = Literal["hoginpaint", "deepfill"]
@@ -94,6 +91,9 @@ class TrainConfig:
                                               "the paper's (hoginpaint 64; DeepFill v2 48 for G, 64 for D)")
     residual_blocks: int = _option(8, "residual blocks in each generator (paper: 8)")
     pixels_per_cell: int = _option(8, "HOG cell size in pixels (paper: 8)")
+    hog_scale: float = _option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
+                                                "to [0, 1] (hoginpaint.hog; 0.05 suits 256 px with 8-pixel cells, "
+                                                "0.12 suits 128 px with 4-pixel cells)")
 
     # Losses (defaults: the paper's weights, hoginpaint.losses.LossWeights)
     structure_l1_weight: float = _option(_PAPER_WEIGHTS.structure_l1, "structure stage: L1 weight")
@@ -283,7 +283,7 @@ def hog_settings(models: GANModels, config: TrainConfig) -> HOGSettings:
     """The HOG settings of the targets: those of the trained G_H when there is one, else the config's."""
     if models.structure_generator is not None:
         return models.structure_generator.hog_settings()
-    return HOGSettings(orientations=9, pixels_per_cell=config.pixels_per_cell, scale=HOG_IMAGE_SCALE)
+    return HOGSettings(orientations=9, pixels_per_cell=config.pixels_per_cell, scale=config.hog_scale)
 
 
 def build_models(config: TrainConfig) -> GANModels:
@@ -306,11 +306,15 @@ def build_models(config: TrainConfig) -> GANModels:
             raise ValueError(f"{config.structure_model} was trained with --pixels_per_cell "
                              f"{structure_generator.pixels_per_cell}, not {config.pixels_per_cell}; pass "
                              f"--pixels_per_cell {structure_generator.pixels_per_cell}")
+        if structure_generator.hog_scale != config.hog_scale:
+            raise ValueError(f"{config.structure_model} was trained with --hog_scale {structure_generator.hog_scale}, "
+                             f"not {config.hog_scale}; pass --hog_scale {structure_generator.hog_scale}")
     if config.inpaint_model:
         inpaint_generator = load_generator(InpaintGenerator, config.inpaint_model, "inpaint_generator")
 
     if config.stage == "structure":
-        generator: nn.Module = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell)
+        generator: nn.Module = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
+                                                  hog_scale=config.hog_scale)
         # D_H sees the HOG image and the grayscale face together, as EdgeConnect's edge discriminator.
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
@@ -786,7 +790,7 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
             if models.structure_generator is not None:
                 structure = _detached_copy(models.structure_generator)
             else:
-                structure = StructureGenerator(width, config.residual_blocks,
-                                               pixels_per_cell=config.pixels_per_cell).eval()
+                structure = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
+                                               hog_scale=config.hog_scale).eval()
                 untrained = ["structure_generator"]
     return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)
