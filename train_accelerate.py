@@ -136,7 +136,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
 
     try:
         status, validation = train(accelerator, config, models, (generator_optimizer, discriminator_optimizer),
-                                   batches, validation_batch, settings, progress, started)
+                                   batches, validation_batch, settings, progress)
     finally:
         batches.close()  # stops the loader workers
     summary = finish(accelerator, config, models, progress, status, validation, started, resume_path)
@@ -159,8 +159,7 @@ def resume(accelerator: Accelerator, checkpoint: Path, config: TrainConfig) -> P
 
 
 def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, optimizers: tuple, batches: Any,
-          validation_batch: dict | None, settings: Any, progress: Progress,
-          started: float) -> tuple[str, dict[str, float] | None]:
+          validation_batch: dict | None, settings: Any, progress: Progress) -> tuple[str, dict[str, float] | None]:
     """The loop: steps until `--max_train_steps`, with logging, checkpoints and validation on optimizer steps.
 
     Returns the status (``completed`` or ``nonfinite``) and the last validation metrics.
@@ -171,7 +170,9 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
     skipped_here = torch.zeros((), dtype=torch.long)  # undecodable images this rank skipped since the last sync
     nonfinite_in_a_row = 0
     validation = None
-    saved_step = progress.global_step if progress.global_step else None  # resumed: that state is on disk
+    # A run resumed from this output folder has its starting state on disk already.
+    on_disk = (Path(config.output_dir) / f"checkpoint-{progress.global_step}").is_dir()
+    saved_step = progress.global_step if progress.global_step and on_disk else None
     run_started = time.monotonic()
     while progress.global_step < config.max_train_steps:
         batch = next(batches)
@@ -186,6 +187,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
                            f"updates skipped ({nonfinite_in_a_row} in a row)")
             if nonfinite_in_a_row > config.max_nonfinite_steps:
                 bar.close()
+                _sync_counters(accelerator, progress, skipped_here, run_started)
                 return "nonfinite", validation
             continue
         nonfinite_in_a_row = 0

@@ -17,7 +17,6 @@ it yields counts every undecodable image.
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +30,6 @@ from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
     from hoginpaint.masks import MaskSource
-
-logger = logging.getLogger(__name__)
 
 # What PIL raises on bytes that are not an image it can decode (truncated JPEG, random bytes, a bomb).
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
