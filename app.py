@@ -29,6 +29,7 @@ MODEL_ENV = {"hoginpaint": "HOGINPAINT_MODEL", "deepfill": "DEEPFILL_MODEL"}
 TITLES = {"hoginpaint": "HOG-guided", "deepfill": "DeepFill v2", "telea": "Telea"}
 EXAMPLES = [[str(ROOT / "assets" / "astronaut.jpg"), None],
             [str(ROOT / "assets" / "astronaut.jpg"), str(ROOT / "assets" / "astronaut_mask.png")]]
+GUIDANCE_SIDE = 256  # the HOG guidance is returned at least this tall
 DETECTION_SIDE = 800  # dlib looks for faces on a copy this size at most (it is slow on large photos)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -153,6 +154,9 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
     masked = to_pil(torch.where(torch.from_numpy(hole)[None], 1.0, image))
     filled = {name: faces.paste_aligned(pixels, result, transform, hole) for name, (result, _) in results.items()}
     guidance = results.get("hoginpaint", (None, None))[1]
+    if guidance is not None:  # enlarged by a whole factor, nearest neighbour: HOG cells stay crisp on the page
+        factor = -(-GUIDANCE_SIDE // guidance.height)
+        guidance = guidance.resize((guidance.width * factor, guidance.height * factor), Image.NEAREST)
     notes = [note] + [status for method, status in METHODS.values() if method is None]
     table = identity_table(pixels, masked, filled, landmarks) if (intact or painted) and landmarks is not None \
         else None
@@ -203,14 +207,13 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
         with gr.Column(scale=2):
             brush = gr.ImageEditor(label="2. Paint the hole (brush, eraser, undo above the canvas)", type="pil",
                                    image_mode="RGBA", format="png", sources=(), transforms=(), layers=False,
-                                   height=560, elem_id="brush", eraser=gr.Eraser(default_size=24),
-                                   brush=gr.Brush(default_size=24, colors=["#ffffff"], color_mode="fixed"))
+                                   height=560, elem_id="brush", brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
             run = gr.Button("Inpaint", variant="primary", elem_id="run")
             status = gr.Markdown(label="Status", elem_id="status")
     with gr.Row(equal_height=True):
         outputs = [gr.Image(label=label, format="png", type="pil", height=256, buttons=["download"],
                             interactive=False, elem_id=f"out-{key}")
-                   for key, label in [("masked", "Masked input"), ("guidance", "HOG guidance (known + predicted)"),
+                   for key, label in [("masked", "Masked input"), ("guidance", "HOG guidance (aligned crop)"),
                                       ("hoginpaint", "HOG-guided"), ("deepfill", "DeepFill v2"), ("telea", "Telea")]]
     with gr.Row():
         slider = gr.ImageSlider(label="Before / after (HOG-guided)", format="png", type="pil", max_height=420)

@@ -120,7 +120,9 @@ def test_results_equal_the_photo_outside_the_hole(client, val_face_images, tmp_p
     np.testing.assert_array_equal(pixels(masked)[~hole], original[~hole])
     np.testing.assert_array_equal(pixels(slider[0]), pixels(masked))
     np.testing.assert_array_equal(pixels(slider[1]), pixels(hog))
-    assert Image.open(guidance).size == (64, 64)  # the HOG model's resolution
+    guidance = np.asarray(Image.open(guidance))  # the 64 px HOG model's guidance, each pixel shown 4x4
+    assert guidance.shape == (256, 256) and guidance.max() > 0
+    np.testing.assert_array_equal(guidance, np.repeat(np.repeat(guidance[::4, ::4], 4, axis=0), 4, axis=1))
     assert "Face found" in status or "No face detected" in status
 
 
