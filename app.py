@@ -53,18 +53,20 @@ MODEL_STATUS = "  \n".join(status for _, status in METHODS.values())
 CROP_SIZE = getattr(METHODS["hoginpaint"][0], "resolution", 256)
 
 
-class ImageFile(gr.Image):
-    """`gr.Image` that hands the handler the uploaded file unopened: `load_image` then refuses a non-image or a
-    decompression bomb with its own message, where gr.Image's own opening would fail with a bare "Error"."""
+def unopened(image: gr.Image) -> gr.Image:
+    """Make `image` hand the handler the uploaded file's path without opening it.
 
-    is_template = True  # rendered by gr.Image's frontend
-
-    def preprocess(self, payload):
-        return payload.path if payload is not None and payload.path else super().preprocess(payload)
+    gr.Image opens every upload before the handler runs and fails on a non-image or a decompression bomb with a bare
+    "Error"; `load_image`, in the handler, refuses them with a message that says what to do. (An instance override,
+    not a subclass: gradio writes a `.pyi` stub beside the module of every Component subclass.)
+    """
+    opened = image.preprocess
+    image.preprocess = lambda payload: payload.path if payload is not None and payload.path else opened(payload)
+    return image
 
 
 def read_hole(photo: torch.Tensor, mask_file: str | None, brush: dict | None) -> tuple[np.ndarray, bool]:
-    """The hole `(H, W)` bool: the uploaded mask's white and the painted strokes → (hole, painted on the photo only)."""
+    """The hole: the uploaded mask's white and the painted strokes → (`(H, W)` bool, painted on the photo only)."""
     height, width = photo.shape[-2:]
     hole = np.zeros((height, width), dtype=bool)
     if mask_file is not None:
@@ -86,34 +88,39 @@ def read_hole(photo: torch.Tensor, mask_file: str | None, brush: dict | None) ->
 
 
 def frame(photo: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Where the models look: `(2, 3)` map of photo pixels onto a CROP_SIZE square, the face's 68 landmarks (None
-    without a face) and a status note. The face overlapping the hole most is aligned to the training framing;
-    without one that covers the whole hole, a padded square around the hole is taken."""
+    """Where the models look → (`(2, 3)` map of photo pixels onto the CROP_SIZE square, the face's 68 landmarks or
+    None, a status note). The face that overlaps the hole most is aligned to the training framing; when no face is
+    found, or the hole reaches outside the aligned crop, a padded square around the hole is taken instead."""
+    ys, xs = np.nonzero(hole)
     scale = min(1.0, DETECTION_SIDE / max(photo.shape[:2]))
     small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
+    boxes = faces.detect_faces(small, upsample=1)  # largest first
+    if not boxes:
+        return square_around(hole), None, "No face detected: cropped a padded square around the hole instead."
+    overlap = [np.count_nonzero((xs * scale >= box.left) & (xs * scale <= box.right) & (ys * scale >= box.top)
+                                & (ys * scale <= box.bottom)) for box in boxes]
+    box = boxes[int(np.argmax(overlap))]
+    landmarks = faces.landmarks68(photo, faces.FaceBox(*(round(v / scale) for v in (box.left, box.top, box.right,
+                                                                                    box.bottom))))
+    transform = faces.align_face(photo, landmarks, size=CROP_SIZE).transform
+    crop_xy = transform @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)  # (2, hole pixels)
+    if ((crop_xy >= -0.5) & (crop_xy <= CROP_SIZE - 0.5)).all():
+        return transform, landmarks, "Face found: aligned to the training framing."
+    return square_around(hole), landmarks, ("The hole reaches outside the face: cropped a padded square around the "
+                                            "hole instead.")
+
+
+def square_around(hole: np.ndarray) -> np.ndarray:
+    """A square twice the hole's size (64 px at least), inside the photo where it fits → `(2, 3)` map onto the
+    CROP_SIZE square (beyond the photo's edge, the crop mirrors it)."""
     ys, xs = np.nonzero(hole)
-    landmarks = None
-    boxes = faces.detect_faces(small, upsample=1)
-    if boxes:
-        overlap = [np.count_nonzero((xs * scale >= b.left) & (xs * scale <= b.right) & (ys * scale >= b.top)
-                                    & (ys * scale <= b.bottom)) for b in boxes]
-        box = boxes[int(np.argmax(overlap))]
-        box = faces.FaceBox(*(round(v / scale) for v in (box.left, box.top, box.right, box.bottom)))
-        landmarks = faces.landmarks68(photo, box)
-        transform = faces.align_face(photo, landmarks, size=CROP_SIZE).transform
-        crop_xy = transform @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
-        if ((crop_xy >= -0.5) & (crop_xy <= CROP_SIZE - 0.5)).all():
-            return transform, landmarks, "Face found: aligned to the training framing."
-    side = max(2.0 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 2, 64.0)
-    height, width = hole.shape
-    left = np.clip((xs.min() + xs.max() + 1 - side) / 2, 0, max(width - side, 0)) if side <= width else \
-        (width - side) / 2
-    top = np.clip((ys.min() + ys.max() + 1 - side) / 2, 0, max(height - side, 0)) if side <= height else \
-        (height - side) / 2
+    side = max(2.0 * (max(xs.max() - xs.min(), ys.max() - ys.min()) + 1), 64.0)
+    corner = []
+    for low, high, extent in ((xs.min(), xs.max(), hole.shape[1]), (ys.min(), ys.max(), hole.shape[0])):
+        centred = (low + high + 1 - side) / 2
+        corner.append(min(max(centred, 0.0), extent - side) if side <= extent else (extent - side) / 2)
     zoom = CROP_SIZE / side
-    transform = np.array([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
-    why = "the hole reaches outside the face" if landmarks is not None else "no face detected"
-    return transform, landmarks, f"{why.capitalize()}: cropped a padded square around the hole instead."
+    return np.array([[zoom, 0.0, -corner[0] * zoom], [0.0, zoom, -corner[1] * zoom]])
 
 
 @spaces.GPU(duration=60)
@@ -198,11 +205,12 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
     gr.Markdown(MODEL_STATUS)
     with gr.Row():
         with gr.Column(scale=1):
-            photo = ImageFile(label="1. Photo", type="filepath", format="png", image_mode=None, height=320,
-                              sources=["upload", "webcam", "clipboard"])
-            mask = ImageFile(label="Mask, instead of or with painting (white = hole)", type="filepath",
-                             format="png", image_mode=None, height=200, sources=["upload"])
-            intact = gr.Checkbox(value=True, label="The photo is intact under the hole (compare identities with it)")
+            photo = unopened(gr.Image(label="1. Photo", type="filepath", format="png", image_mode=None, height=320,
+                                      sources=["upload", "webcam", "clipboard"]))
+            mask = unopened(gr.Image(label="Mask, instead of or with painting (white = hole)", type="filepath",
+                                     format="png", image_mode=None, height=200, sources=["upload"]))
+            intact = gr.Checkbox(value=True, label="The photo is intact under the hole (compare identities with it)",
+                                 info="Untick when the photo is already damaged where the mask is white.")
             gr.Examples(EXAMPLES, inputs=[photo, mask])
         with gr.Column(scale=2):
             brush = gr.ImageEditor(label="2. Paint the hole (brush, eraser, undo above the canvas)", type="pil",
