@@ -65,6 +65,11 @@ def unopened(image: gr.Image) -> gr.Image:
     return image
 
 
+def refusal(what: str, error: ValueError, path: str | None) -> str:
+    """A loader's message for the page: which input, and "the file" for the server's copy of the upload."""
+    return f"{what}: {str(error).replace(path, 'the file') if path else error}"
+
+
 def read_hole(photo: torch.Tensor, mask_file: str | None, brush: dict | None) -> tuple[np.ndarray, bool]:
     """The hole: the uploaded mask's white and the painted strokes → (`(H, W)` bool, painted on the photo only)."""
     height, width = photo.shape[-2:]
@@ -145,12 +150,11 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
     try:
         image = load_image(photo)  # (3, H, W) in [0, 1]
     except ValueError as error:
-        raise gr.Error(f"Photo: {str(error).replace(photo, 'the file')}") from None
+        raise gr.Error(refusal("Photo", error, photo)) from None
     try:
         hole, painted = read_hole(image, mask, brush)
     except ValueError as error:
-        message = str(error).replace(mask, "the file") if mask else str(error)
-        raise gr.Error(f"Mask: {message}") from None
+        raise gr.Error(refusal("Mask", error, mask)) from None
     pixels = faces.to_rgb_array(image)  # (H, W, 3) uint8
     transform, landmarks, note = frame(pixels, hole)
     crop = cv2.warpAffine(pixels, transform, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_CUBIC,
@@ -172,7 +176,7 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
                                                   "the photo is not intact under the hole."))
     after = filled["hoginpaint"] if "hoginpaint" in filled else filled["telea"]
     return (masked, guidance, filled.get("hoginpaint"), filled.get("deepfill"), filled["telea"], (masked, after),
-            table, " ".join(notes))
+            table, "  \n".join(notes))
 
 
 def identity_table(original: np.ndarray, masked: Image.Image, filled: dict[str, Image.Image],
@@ -193,7 +197,7 @@ def show_in_editor(photo: str | None) -> dict | None:
     try:
         load_image(photo)
     except ValueError as error:
-        gr.Warning(str(error))
+        gr.Warning(refusal("Photo", error, photo))
         return None
     return {"background": photo, "layers": [], "composite": photo}
 

@@ -138,7 +138,7 @@ def test_photo_with_a_face_is_aligned_and_identities_compared(client, tmp_path):
     assert rows["Telea"] < rows["masked input"]  # filling the hole smoothly is closer to her than a white blank
 
     *_, table, status = call(client, ASTRONAUT, ASTRONAUT_MASK, intact=False)
-    assert table["data"] in ([], [[]]) or table["data"] is None
+    assert table["data"] == []
     assert "No identity distances: the photo is not intact under the hole." in status
 
 
@@ -249,6 +249,14 @@ def test_model_status_says_which_model_and_why(app_module, monkeypatch, tmp_path
     monkeypatch.setitem(app_module.DEFAULT_MODELS, "deepfill", tmp_path / "missing")
     assert app_module.load_method("deepfill") == (None, "**DeepFill v2**: no model; set `DEEPFILL_MODEL` to a Hub id "
                                                         "or a folder.")
+
+
+def test_photo_goes_on_the_canvas_only_when_it_can_be_read(app_module, tmp_path):
+    assert app_module.show_in_editor(str(ASTRONAUT)) == {"background": str(ASTRONAUT), "layers": [],
+                                                         "composite": str(ASTRONAUT)}
+    (tmp_path / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    with pytest.warns(UserWarning, match="^Photo: the file is larger than 50,000,000 pixels"):
+        assert app_module.show_in_editor(str(tmp_path / "bomb.png")) is None
 
 
 def test_other_methods_run_when_one_failed_to_load(app_module, monkeypatch):
