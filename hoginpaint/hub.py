@@ -185,6 +185,14 @@ def load_component(
             f"{source} has no {where}{CONFIG_NAME}: a component is a folder with {CONFIG_NAME} and {WEIGHTS_NAME} "
             f"(written by save_pretrained); check the repository and the subfolder name {subfolder!r}"
         ) from None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        config = error
+    if not isinstance(config, dict):
+        problem = f"is not valid JSON ({config})" if isinstance(config, Exception) else "does not hold a JSON object"
+        raise HubError(f"{where}{CONFIG_NAME} of {source} {problem}; save the component again with "
+                       "save_pretrained") from None
     revision = pinned_revision(config_path, revision)
     try:
         weights_path = resolve_repo_file(repo_id_or_path, WEIGHTS_NAME, revision=revision, **resolve)
@@ -317,6 +325,9 @@ def _hub_error(error: Exception, repo_id: str, in_repo: str, revision: str | Non
         if _caused_by(error, TimeoutError, httpx2.TimeoutException):
             return HubError(f"{source}: timed out reaching the Hub for {in_repo}, and no cached copy; "
                             "retry, or raise HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT")
+        answer = _cause(error, HfHubHTTPError)  # the Hub answered (403, 5xx): huggingface_hub wraps it like an outage
+        if answer is not None:
+            return _hub_error(answer, repo_id, in_repo, revision, local_files_only)
         return HubError(f"{source}: could not reach the Hub for {in_repo}, and no cached copy; check "
                         "your connection (and HF_ENDPOINT), or pass a local folder")
     if isinstance(error, HfHubHTTPError):
@@ -372,10 +383,15 @@ def _push_advice(error: Exception) -> str:
 
 def _caused_by(error: BaseException, *types: type[BaseException]) -> bool:
     """True when `error` or anything in its cause/context chain is an instance of one of `types`."""
+    return _cause(error, *types) is not None
+
+
+def _cause(error: BaseException, *types: type[BaseException]) -> BaseException | None:
+    """The first of `error` and its cause/context chain that is an instance of one of `types`, else None."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, types):
-            return True
+            return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return False
+    return None

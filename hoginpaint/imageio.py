@@ -114,9 +114,15 @@ def load_mask(mask: ImageLike, from_alpha: bool = False) -> torch.Tensor:
         _check_pixel_count(mask.size, source="mask")
     if isinstance(mask, torch.Tensor) and mask.ndim == 4 and mask.shape[0] != 1:
         raise ValueError(f"expected one mask, got a batch of {mask.shape[0]}; use load_masks")
+    if isinstance(mask, torch.Tensor) and mask.is_complex():
+        raise ValueError(f"a mask tensor of dtype {mask.dtype} cannot be a mask; pass bool, uint8, integer 0/1 or "
+                         "float in [0, 1]")
     tensor = to_mask_tensor(mask, from_alpha=from_alpha)  # (B, 1, H, W)
     if tensor.shape[0] != 1:
-        raise ValueError(f"expected one mask, got a batch of {tensor.shape[0]}; use load_masks")
+        shape = tuple(mask.shape) if isinstance(mask, (np.ndarray, torch.Tensor)) else None
+        raise ValueError(f"expected one mask, got a batch of {tensor.shape[0]} (shape {shape} is read as "
+                         f"{tensor.shape[0]} masks of {tensor.shape[-1]}x{tensor.shape[-2]}); pass one (H, W) mask, "
+                         "or use load_masks for a batch")
     _check_size(tuple(tensor.shape[-2:]), source="mask")
     return tensor[0].cpu()
 
@@ -283,6 +289,7 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
             f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got {array.shape}"
             " (channels-first arrays: transpose them to channels-last)"
         )
+    _check_size(array.shape[:2], source="image")  # before reading values: an empty array has no min or max
     values = _to_unit_range(array)
     if values.ndim == 3 and values.shape[-1] == 4:
         alpha = values[..., 3:]
@@ -316,6 +323,7 @@ def _tensor_to_image(tensor: torch.Tensor) -> torch.Tensor:
             f"an image tensor must be (3, H, W), (1, H, W) or a (B, 3, H, W) batch; got {tuple(tensor.shape)}"
             " (channels-last tensors: permute them to channels-first)"
         )
+    _check_size(tuple(tensor.shape), source="image")  # before reading values: an empty tensor has no min or max
     tensor = tensor.detach().cpu()
     if tensor.dtype == torch.uint8:
         image = tensor.float() / 255.0
