@@ -653,7 +653,9 @@ def save_checkpoint(accelerator: Any, output_dir: str | Path, step: int, state: 
     The state goes into a temp folder first (all ranks write their RNG states there), is flushed to disk, and only
     then renamed: a run killed mid-save leaves the previous checkpoints intact and a temp folder that
     `list_checkpoints` ignores. `state` (JSON) is stored as ``training_state.json``; `extra(folder)` may add files
-    (main process). Older checkpoints beyond `total_limit` are deleted after the new one is in place.
+    (main process). Older checkpoints beyond `total_limit` are deleted after the new one is in place. A checkpoint is
+    renamed to a temp folder before it is deleted (or replaced), so a run killed meanwhile never leaves a half-deleted
+    folder that `list_checkpoints` would take for a complete checkpoint.
     """
     output_dir = Path(output_dir)
     final = output_dir / f"checkpoint-{step}"
@@ -669,16 +671,25 @@ def save_checkpoint(accelerator: Any, output_dir: str | Path, step: int, state: 
         if extra is not None:
             extra(temp)
         _fsync_tree(temp)
-        if final.exists():  # the same step saved before (a resumed run that stopped at once): replace it
-            shutil.rmtree(final)
+        replaced = _unlist(final) if final.exists() else None  # the same step saved before: replace it
         os.rename(temp, final)
         _fsync_dir(output_dir)
+        if replaced is not None:
+            shutil.rmtree(replaced)
         checkpoints = list_checkpoints(output_dir)
         if total_limit is not None:
             for _, old in checkpoints[: max(0, len(checkpoints) - total_limit)]:
-                shutil.rmtree(old)
+                shutil.rmtree(_unlist(old))
     accelerator.wait_for_everyone()
     return final
+
+
+def _unlist(checkpoint: Path) -> Path:
+    """Rename a checkpoint to a temp folder (which `remove_incomplete_checkpoints` clears); returns the new path."""
+    doomed = checkpoint.with_name(f"{TEMP_PREFIX}{checkpoint.name.removeprefix('checkpoint-')}-old")
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.rename(checkpoint, doomed)
+    return doomed
 
 
 def state_hash(module: nn.Module) -> str:
