@@ -73,10 +73,17 @@ class HOGInpaintPipeline:
     def dtype(self) -> torch.dtype:
         return next(self.inpaint_generator.parameters()).dtype
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HOGInpaintPipeline:
-        """Move both generators to `device` and/or cast them to `dtype`; returns the pipeline."""
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+           memory_format: torch.memory_format | None = None) -> HOGInpaintPipeline:
+        """Move both generators to `device`, cast them to `dtype` and/or lay out their weights in `memory_format`.
+
+        `memory_format=torch.channels_last` makes every convolution run channels-last (the layout oneDNN and cuDNN
+        prefer; `benchmarks/bench_inference.py --options` measures it); results equal the default layout's to float
+        rounding. Returns the pipeline.
+        """
+        layout = {} if memory_format is None else {"memory_format": memory_format}
         for model in (self.structure_generator, self.inpaint_generator):
-            model.to(device=device, dtype=dtype)
+            model.to(device=device, dtype=dtype, **layout)
         return self
 
     # -----------------------------------------------------------------------------------------------------------------
@@ -177,10 +184,11 @@ class HOGInpaintPipeline:
 
             # 3. inpaint stage: G fills the hole guided by the HOG image; known pixels restored
             _, composited = inpaint_stage(self.inpaint_generator, model_image, model_mask, structure.guidance)
-        # Cloned out of inference mode, so that callers may edit what they get back in place.
-        result = composited.float().cpu().clone()  # (B, 3, R, R)
-        guidance = structure.guidance.float().cpu().clone()  # (B, 1, R, R)
-        hog_pred = structure.hog_pred.float().cpu().clone()  # (B, 1, R, R)
+        # Cloned out of inference mode, so that callers may edit what they get back in place; contiguous whatever
+        # layout the generators ran in.
+        result = composited.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 3, R, R)
+        guidance = structure.guidance.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 1, R, R)
+        hog_pred = structure.hog_pred.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 1, R, R)
 
         # 4. paste back: each result at its input's size, inside the hole only
         restored = [paste_back(original, low, mask, feather=feather)

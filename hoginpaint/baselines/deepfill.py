@@ -398,9 +398,12 @@ class DeepFillInpainter:
     def dtype(self) -> torch.dtype:
         return next(self.generator.parameters()).dtype
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DeepFillInpainter:
-        """Move the generator to `device` and/or cast it to `dtype`; returns the inpainter."""
-        self.generator.to(device=device, dtype=dtype)
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+           memory_format: torch.memory_format | None = None) -> DeepFillInpainter:
+        """Move the generator to `device`, cast it to `dtype` and/or lay out its weights in `memory_format`
+        (`torch.channels_last`: as `HOGInpaintPipeline.to`); returns the inpainter."""
+        layout = {} if memory_format is None else {"memory_format": memory_format}
+        self.generator.to(device=device, dtype=dtype, **layout)
         return self
 
     @classmethod
@@ -474,7 +477,8 @@ class DeepFillInpainter:
         model_mask = batch.mask.to(self.device, self.dtype)  # (B, 1, R, R)
         with torch.inference_mode():
             completed = generate(self.generator, model_image, model_mask).completed
-        result = completed.float().cpu().clone()  # (B, 3, R, R), cloned out of inference mode
+        # Cloned out of inference mode, contiguous whatever layout the generator ran in.
+        result = completed.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 3, R, R)
 
         restored = [paste_back(original, low, mask, feather=feather)
                     for original, low, mask in zip(batch.originals, result, batch.original_masks)]
