@@ -11,6 +11,7 @@ the checkpoints shipped in `checkpoints/`. A model that cannot be loaded is repo
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -32,6 +33,27 @@ EXAMPLES = [[str(ROOT / "assets" / "astronaut.jpg"), None],
 GUIDANCE_SIDE = 256  # the HOG guidance is returned at least this tall
 DETECTION_SIDE = 800  # dlib looks for faces on a copy this size at most (it is slow on large photos)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio's `processing_utils.save_pil_to_cache`, with the file written under a temp name and renamed into place.
+
+    gradio names a cached output after its content's hash and rewrites it on every request with the same output
+    (here: the same photo and mask twice). Under load, a caller still downloading the first copy then read the file
+    while the next request truncated it, and got an empty image. `os.replace` swaps it atomically instead.
+    """
+    data = gr.processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / gr.processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    descriptor, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    path = (folder / f"{name}.{format}").resolve()
+    os.replace(staging, path)
+    return str(path)
+
+
+gr.processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
 
 
 def load_method(name: str) -> tuple[object | None, str]:
