@@ -12,10 +12,11 @@ Each wave, every caller submits one request at once, and waits for it:
 - a full queue (`app.py` queues 16 at most) is a clean answer too: gradio_client's QueueError, counted.
 
 After each wave one more request checks that the app still serves, and the resident memory (RSS) of the app process
-is read. Between the first wave and the last it must grow by less than `--max_growth_mb` (default 150 MB: a tiny
-model's request allocates a few MB, and glibc keeps some of it; keeping a request's seven 256x256 output images,
-~1.4 MB, would pass 350 MB over 16 waves of 16 callers). Prints one line per wave and a summary; exit status 0 when
-every check held, 1 otherwise.
+is read. Between the first wave and the last it must grow by less than `--max_growth_mb` (default 200 MB). Measured
+on 2 busy cores: +109 MB, most of it over the first four waves (warming up), then 0-10 MB a wave, levelling off
+at ~720 MB. Keeping every request's seven 256x256 output images (~1.4 MB) would add ~360 MB over 16 waves of 16
+callers. Prints one line per wave and a summary (~5 minutes on 2 busy cores); exit status 0 when every check held,
+1 otherwise.
 """
 from __future__ import annotations
 
@@ -253,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--callers", type=int, default=16, help="concurrent gradio_client callers (default 16)")
     parser.add_argument("--waves", type=int, default=16, help="waves of calls, all callers at once (default 16)")
-    parser.add_argument("--max_growth_mb", type=float, default=150.0,
-                        help="allowed RSS growth of the app from the first wave to the last (default 150)")
+    parser.add_argument("--max_growth_mb", type=float, default=200.0,
+                        help="allowed RSS growth of the app from the first wave to the last (default 200)")
     parser.add_argument("--timeout_s", type=float, default=300.0, help="limit for one call and for start-up")
     args = parser.parse_args(argv)
     if args.callers < 1 or args.waves < 2:

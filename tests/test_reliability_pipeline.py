@@ -567,4 +567,5 @@ def test_cli_offline_without_a_cached_model_exits_2_in_one_line(tmp_path):
     assert done.returncode == 2
     assert re.fullmatch(r"error: Hub repository 'org/hoginpaint': model_index.json is not in the local Hugging Face "
                         r"cache and the Hub is offline \(HF_HUB_OFFLINE=1\); download it once where the Hub is "
-                        r"reachable \(`hf download org/hoginpaint`\), or pass a local folder\n", done.stderr), done.stderr
+                        r"reachable \(`hf download org/hoginpaint`\), or pass a local folder\n", done.stderr), \
+        done.stderr
