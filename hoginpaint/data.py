@@ -45,7 +45,7 @@ def load_image_dataset(
 
     The image column is left undecoded (``{"bytes", "path"}``) so that `decode_image` can skip a bad file instead of
     the iterator raising. With ``streaming=False`` the split is downloaded and prepared first (faster epochs after
-    the first), then turned into a stream of 64 shards so that it shards over ranks and workers alike.
+    the first), then turned into a stream of up to 64 shards so that it shards over ranks and workers alike.
     """
     path = Path(source).expanduser()
     dataset_path = str(path) if path.exists() else source
@@ -54,7 +54,7 @@ def load_image_dataset(
     except ValueError as error:  # unknown split: datasets says which exist
         raise ValueError(f"could not load split {split!r} of {source!r}: {error}") from error
     if not streaming:
-        dataset = dataset.to_iterable_dataset(num_shards=64)
+        dataset = dataset.to_iterable_dataset(num_shards=max(1, min(64, len(dataset))))  # a shard per image at most
     columns = list(dataset.features or {})
     if image_column not in columns:
         raise ValueError(

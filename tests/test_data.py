@@ -208,3 +208,16 @@ def test_real_faces_stream_in_hub_layout(faces_dir: Path):
     assert batch["image"].shape == (3, 3, 64, 64)
     assert 0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1
     assert float(batch["image"].std()) > 0.05  # real photographs, not a constant
+
+
+def test_no_streaming_on_a_small_folder(tmp_path):
+    """A prepared (not streamed) folder smaller than the shard count still loads: one shard per image at most."""
+    from PIL import Image as PILImage
+
+    from hoginpaint.data import load_image_dataset
+
+    for index in range(5):
+        PILImage.new("RGB", (32, 32), (index * 40, 0, 0)).save(tmp_path / f"{index}.png")
+    dataset = load_image_dataset(str(tmp_path), split="train", image_column="image", streaming=False)
+    assert dataset.num_shards == 5
+    assert len(list(dataset)) == 5
