@@ -24,7 +24,8 @@ _MASK_KINDS = {
 
 def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
                       evaluation: dict[str, dict[str, float | str]] | None = None,
-                      template_path: str | Path = TEMPLATE_PATH) -> str:
+                      template_path: str | Path = TEMPLATE_PATH, history: list[dict[str, Any]] | None = None,
+                      notes: str | None = None) -> str:
     """The model card (Markdown with YAML front matter) of the run described by `summary`.
 
     Args:
@@ -34,6 +35,9 @@ def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
         repo_id: the Hub repository the card is for (used in the usage snippet); default ``config.hub_model_id``.
         evaluation: optional results table, setting → {metric: value}; the card says "not evaluated yet" without.
         template_path: the Jinja template, by default the repository's ``model_card.md``.
+        history: the summaries of every run that led to this model, in order (e.g. structure, inpaint, joint), shown
+            as a table of stages, steps, images seen and wall time.
+        notes: free text about how the model was made (hardware, budget), shown under the history.
     """
     missing = [key for key in ("config", "global_step", "images_seen", "components") if key not in summary]
     if missing:
@@ -70,6 +74,9 @@ def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
         final_validation=summary.get("final_validation"),
         evaluation=evaluation,
         evaluation_metrics=metrics,
+        history=[{"stage": run["config"]["stage"], "steps": run["global_step"], "images": run["images_seen"],
+                  "wall_time": _duration(run.get("wall_time_s"))} for run in history or []],
+        notes=notes,
         **{key: config[key] for key in ("model", "stage", "resolution", "train_batch_size",
                                         "gradient_accumulation_steps", "learning_rate", "d_lr_ratio", "adam_beta1",
                                         "adam_beta2", "mixed_precision", "num_validation_images")},

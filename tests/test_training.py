@@ -333,6 +333,17 @@ def test_model_card_renders_an_evaluation_table_and_a_local_dataset():
         render_model_card({key: value for key, value in summary.items() if key != "components"})
 
 
+def test_model_card_lists_the_runs_that_made_the_model():
+    summary = _summary()
+    structure = {**summary, "config": {**summary["config"], "stage": "structure"}, "global_step": 600,
+                 "images_seen": 4800, "wall_time_s": 2124.0}
+    card = ModelCard(render_model_card(summary, history=[structure, summary], notes="Trained on a 2-core CPU."))
+    assert "| `structure` | 600 | 4800 | 35 min 24 s |" in card.text
+    assert "| `inpaint` | 120 | 1920 | 1 h 02 min |" in card.text
+    assert "Trained on a 2-core CPU." in card.text
+    assert "How this model was made" not in ModelCard(render_model_card(summary)).text
+
+
 def test_deepfill_exports_an_inpainter_that_the_baselines_load(tmp_path):
     from hoginpaint.baselines import load
 
