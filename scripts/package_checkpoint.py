@@ -1,0 +1,74 @@
+"""Copy trained runs into `checkpoints/` as the shipped models, with model cards that say how they were made.
+
+    python scripts/package_checkpoint.py --runs ~/hoginpaint-runs \
+        --hoginpaint structure inpaint joint2 --deepfill deepfill \
+        --evaluation eval-500/metrics.json --notes "Trained on a 2-core CPU ..."
+
+The last run named for each model holds the exported pipeline (`model_index.json` + subfolders); every run's
+`training_summary.json` goes into the card's history. Weights are copied as they are (float32 safetensors: the
+reduced models are a few MB each). An evaluation `metrics.json` from `python -m hoginpaint.evaluate` fills the card's
+evaluation table for the methods and mask sets it holds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hoginpaint.model_card import render_model_card  # noqa: E402
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "l1": "L1", "identity_distance": "identity distance",
+           "same_person_rate": "same person (<0.6)"}
+
+
+def evaluation_table(metrics_file: Path, method: str) -> dict[str, dict[str, str]]:
+    """Mask set → {metric: value} for `method`, from an evaluation's metrics.json."""
+    data = json.loads(metrics_file.read_text())
+    table: dict[str, dict[str, str]] = {}
+    for row in data["summary"]:
+        if row["method"] != method:
+            continue
+        table[row["mask_set"]] = {label: (f"{row[key]:.4g}" if isinstance(row.get(key), (int, float)) else "–")
+                                  for key, label in METRICS.items()}
+    return table
+
+
+def package(name: str, runs: list[Path], evaluation: Path | None, notes: str, method: str) -> Path:
+    summaries = [json.loads((run / "training_summary.json").read_text()) for run in runs]
+    final = runs[-1]
+    target = CHECKPOINTS / name
+    if target.exists():
+        shutil.rmtree(target)  # replace the previous version rather than pile versions up
+    target.mkdir(parents=True)
+    shutil.copy2(final / "model_index.json", target / "model_index.json")
+    index = json.loads((final / "model_index.json").read_text())
+    for key, folder in index.items():
+        if not key.startswith("_") and isinstance(folder, str) and (final / folder).is_dir():
+            shutil.copytree(final / folder, target / folder)
+    table = evaluation_table(evaluation, method) if evaluation else None
+    card = render_model_card(summaries[-1], repo_id=f"checkpoints/{name}", evaluation=table, history=summaries,
+                             notes=notes)
+    (target / "README.md").write_text(card, encoding="utf-8")
+    print(f"wrote {target} from {', '.join(run.name for run in runs)}")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, required=True, help="the folder holding the run folders")
+    parser.add_argument("--hoginpaint", nargs="+", required=True, help="run folders, the exported pipeline last")
+    parser.add_argument("--deepfill", nargs="+", required=True, help="run folders, the exported inpainter last")
+    parser.add_argument("--evaluation", type=Path, help="metrics.json of python -m hoginpaint.evaluate")
+    parser.add_argument("--notes", default="", help="how the models were made (hardware, budget)")
+    args = parser.parse_args()
+    package("hoginpaint", [args.runs / run for run in args.hoginpaint], args.evaluation, args.notes, "hoginpaint")
+    package("deepfill", [args.runs / run for run in args.deepfill], args.evaluation, args.notes, "deepfill")
+
+
+if __name__ == "__main__":
+    main()
