@@ -1,9 +1,9 @@
-"""The README's figure: rows of (masked input | HOG guidance | HOG-guided result | ground truth).
+"""The README's figure: rows of (masked input | HOG guidance | HOG-guided | DeepFill v2 | Telea | original).
 
-    python scripts/make_figure.py --model checkpoints/hoginpaint --faces ../shared/data/faces \
-        --masks ../shared/data/masks/nvidia-irregular-test --output assets/figure.png
+    python scripts/make_figure.py --output assets/figure.png
 
-Validation faces and evaluation-reserved NVIDIA masks (index divisible by 10), chosen by --seed.
+The face is scikit-image's astronaut (public domain; no dataset image goes into the repository), aligned to the
+training framing with `hoginpaint.faces`; the holes are DeepFill v2 free-form strokes, one seed per row, growing.
 """
 from __future__ import annotations
 
@@ -15,40 +15,48 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from hoginpaint import HOGInpaintPipeline  # noqa: E402
-from hoginpaint.masks import FolderMasks  # noqa: E402
-from tests.conftest import load_validation_faces  # noqa: E402
+from hoginpaint import baselines, faces  # noqa: E402
+from hoginpaint.masks import FreeFormMasks, sample_with_ratio  # noqa: E402
+
+RATIOS = [(0.10, 0.20), (0.20, 0.30), (0.30, 0.40)]
+
+
+def astronaut_face(size: int) -> Image.Image:
+    """The astronaut's face aligned to the training framing, `size` x `size`."""
+    from skimage.data import astronaut
+
+    photo = Image.fromarray(astronaut())
+    box = faces.detect_faces(photo)[0]
+    return faces.align_face(photo, faces.landmarks68(photo, box), size=size).image
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--faces", type=Path, required=True)
-    parser.add_argument("--masks", type=Path, required=True)
+    parser.add_argument("--hoginpaint", default=str(ROOT / "checkpoints" / "hoginpaint"))
+    parser.add_argument("--deepfill", default=str(ROOT / "checkpoints" / "deepfill"))
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--rows", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    pipe = HOGInpaintPipeline.from_pretrained(args.model)
-    rng = np.random.default_rng(args.seed)
-    faces = load_validation_faces(args.faces, 40, args.size)
-    masks = FolderMasks(args.masks, buckets=[2, 3, 4], split="eval", augment=False)
-    picks = rng.choice(len(faces), args.rows, replace=False)
-    mask_images = [masks.mask(int(rng.integers(len(masks))), args.size) for _ in picks]
-    images = [faces[i] for i in picks]
-    out = pipe(image=images, mask_image=[Image.fromarray((m * 255).astype(np.uint8)) for m in mask_images])
+    face = astronaut_face(args.size)
+    methods = {"hoginpaint": baselines.load("hoginpaint", args.hoginpaint),
+               "deepfill": baselines.load("deepfill", args.deepfill), "telea": baselines.load("telea")}
+    strokes = FreeFormMasks(max_strokes=5)
     rows = []
-    for image, masked, guidance, result in zip(images, out.masked, out.guidance, out.images):
-        guidance = guidance.convert("RGB").resize((args.size, args.size), Image.NEAREST)
-        rows.append(np.concatenate([np.asarray(masked), np.asarray(guidance), np.asarray(result),
-                                    np.asarray(image)], axis=1))
+    for seed, (low, high) in enumerate(RATIOS):
+        hole = sample_with_ratio(strokes, np.random.default_rng(seed), args.size, low, high)
+        mask = Image.fromarray((hole * 255).astype(np.uint8))
+        outputs = {name: method(image=face, mask_image=mask) for name, method in methods.items()}
+        hog = outputs["hoginpaint"]
+        guidance = hog.guidance[0].convert("RGB").resize((args.size, args.size), Image.NEAREST)
+        row = [hog.masked[0], guidance] + [outputs[name].images[0] for name in methods] + [face]
+        rows.append(np.concatenate([np.asarray(image.convert("RGB")) for image in row], axis=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.output, optimize=True)
-    print(f"wrote {args.output}: masked | HOG guidance | HOG-guided result | ground truth")
+    print(f"wrote {args.output}: masked | HOG guidance | HOG-guided | DeepFill v2 | Telea | original")
 
 
 if __name__ == "__main__":
