@@ -14,8 +14,10 @@ the cell centre perpendicular to the bin's mid-angle, whose pixels receive the c
 lies inside its cell, so the picture is a transposed convolution of the histograms with one fixed stroke kernel per
 orientation and stride = cell size: no loop over cells.
 
-Arithmetic runs in float64 (as skimage does for float64 input) so that pixels whose orientation sits on a bin edge
-fall into the same bin as skimage's; results are returned as float32.
+Gradients are computed in the input's precision, as skimage does (float64 input in float64, other float input in
+float32); the bulk of the work then runs in float32, and the few pixels whose bin or strongest channel hangs on the
+last bit are recomputed with numpy's routines, skimage's own, so that every pixel lands where skimage puts it.
+Results are float32.
 
 The structure stage of the paper predicts this HOG image. For learning, `scale_hog_image` maps it to [0, 1] by a fixed
 curve; it never looks at the image (a per-image maximum would leak the hole's content into the known cells' scale).
@@ -106,19 +108,19 @@ def _gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _NEAR = 1e-4
 
 
-def _libm(function, *tensors: torch.Tensor) -> torch.Tensor:
-    """`function` (numpy ufuncs) applied on the CPU in float64 to small tensors; returned on their device."""
-    arrays = [t.detach().to("cpu", torch.float64).numpy() for t in tensors]
+def _libm(function, *tensors: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """`function` (numpy ufuncs) applied on the CPU in `dtype` to small tensors; returned in float64 on their device."""
+    arrays = [t.detach().to("cpu", dtype).numpy() for t in tensors]
     return torch.from_numpy(np.asarray(function(*arrays), dtype=np.float64)).to(tensors[0].device)
 
 
-def _exact_gradients(x64: torch.Tensor, b: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """float64 central differences of `x64` `(B, C, H, W)` at pixels (b, r, c) → `(K, C)` each."""
-    height, width = x64.shape[2:]
+def _exact_gradients(x: torch.Tensor, b: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Central differences of `x` `(B, C, H, W)` in its own precision at pixels (b, r, c) → `(K, C)` each."""
+    height, width = x.shape[2:]
     inside_r = ((r > 0) & (r < height - 1)).unsqueeze(1)
     inside_c = ((c > 0) & (c < width - 1)).unsqueeze(1)
-    g_row = x64[b, :, (r + 1).clamp_max(height - 1), c] - x64[b, :, (r - 1).clamp_min(0), c]
-    g_col = x64[b, :, r, (c + 1).clamp_max(width - 1)] - x64[b, :, r, (c - 1).clamp_min(0)]
+    g_row = x[b, :, (r + 1).clamp_max(height - 1), c] - x[b, :, (r - 1).clamp_min(0), c]
+    g_col = x[b, :, r, (c + 1).clamp_max(width - 1)] - x[b, :, r, (c - 1).clamp_min(0)]
     return torch.where(inside_r, g_row, 0.0), torch.where(inside_c, g_col, 0.0)
 
 
@@ -131,19 +133,20 @@ def hog_histograms(
     """Cell orientation histograms of `images` `(B, C, H, W)` in [0, 1], C = 1 (gray) or 3 (RGB).
 
     Returns float32 `(B, orientations, H // pixels_per_cell, W // pixels_per_cell)`, equal to skimage's
-    ``orientation_histogram`` for the float64 image (cells are square; pixels beyond the last whole cell are
-    ignored, as there).
+    ``orientation_histogram`` for the same image in the same precision (float64 input is computed in float64, other
+    float input in float32, as skimage does; cells are square; pixels beyond the last whole cell are ignored, as
+    there).
     """
     _check_images(images)
     batch, channels, height, width = images.shape
     _check_cell(pixels_per_cell, orientations, height, width)
-    x64 = images.detach().to(torch.float64)
+    # skimage computes in the input's precision: float32 stays float32, float64 stays float64 (and so do we).
+    x = images.detach().to(torch.float64 if images.dtype == torch.float64 else torch.float32)
     if transform_sqrt:
-        x64 = x64.clamp_min(0).sqrt()
+        x = x.clamp_min(0).sqrt()
     cells_h, cells_w = height // pixels_per_cell, width // pixels_per_cell
     h, w = cells_h * pixels_per_cell, cells_w * pixels_per_cell
-    # Differences in float64: float32 pixels would be off by up to 3e-8, which low-contrast blocks amplify.
-    g_row, g_col = _gradients(x64)
+    g_row, g_col = _gradients(x)
     # Pixels beyond the last whole cell vote nowhere (their values were needed only as neighbours).
     g_row, g_col = g_row[:, :, :h, :w].to(torch.float32), g_col[:, :, :h, :w].to(torch.float32)
     magnitude = torch.hypot(g_row, g_col)  # (B, C, h, w)
@@ -154,7 +157,8 @@ def hog_histograms(
         b, r, c = (top_two[:, 0] - top_two[:, 1] <= _NEAR * top_two[:, 0]).nonzero(as_tuple=True)
         strongest = magnitude.argmax(dim=1, keepdim=True)
         if b.numel():
-            exact = _libm(np.hypot, *_exact_gradients(x64, b, r, c)).argmax(dim=1)  # (K,)
+            # skimage compares the channels' magnitudes in the image's precision.
+            exact = _libm(np.hypot, *_exact_gradients(x, b, r, c), dtype=x.dtype).argmax(dim=1)  # (K,)
             strongest[b, 0, r, c] = exact.to(strongest.device)
         g_row, g_col = g_row.gather(1, strongest), g_col.gather(1, strongest)
         magnitude = magnitude.gather(1, strongest)  # (B, 1, h, w)
@@ -164,13 +168,13 @@ def hog_histograms(
     # skimage puts a pixel in bin i when i * step <= angle < (i + 1) * step, with angle = rad2deg(atan2) % 180
     # and the edges computed as float64 products; an angle that rounds to 180 falls in no bin, there and here.
     step = 180.0 / orientations
-    position = torch.rad2deg(torch.atan2(g_row, g_col)) % 180 / step  # (B, 1, h, w), in bins
+    position = torch.remainder(torch.atan2(g_row, g_col), math.pi) * (orientations / math.pi)  # (B, 1, h, w), bins
     bins = torch.floor(position).clamp_(max=orientations - 1)
     # Axis-aligned gradients (flat rows or columns, very common) give exactly 0 or 90 in both libraries.
     near_edge = ((position - torch.round(position)).abs() < _NEAR) & (g_row != 0) & (g_col != 0)
     b, _, r, c = near_edge.nonzero(as_tuple=True)
     if b.numel():
-        exact_row, exact_col = _exact_gradients(x64, b, r, c)  # (K, C)
+        exact_row, exact_col = _exact_gradients(x, b, r, c)  # (K, C)
         if strongest is not None:
             pick = strongest[b, 0, r, c].unsqueeze(1)
             exact_row, exact_col = exact_row.gather(1, pick), exact_col.gather(1, pick)
@@ -184,13 +188,16 @@ def hog_histograms(
 
     # One flat histogram index per pixel, (sample, bin, cell), so that one bincount fills the whole batch.
     cell_count = cells_h * cells_w
-    cell_of_pixel = (torch.arange(h, device=images.device) // pixels_per_cell).view(-1, 1) * cells_w + (
-        torch.arange(w, device=images.device) // pixels_per_cell
-    ).view(1, -1)  # (h, w)
-    sample_offset = torch.arange(batch, device=images.device).view(batch, 1, 1, 1) * (orientations * cell_count)
-    flat = (bins.to(torch.int64) * cell_count + (cell_of_pixel + sample_offset)).flatten()
     total = batch * orientations * cell_count
-    histograms = torch.bincount(flat, weights.flatten(), minlength=total)[:total]
+    # float32 holds every index exactly below 2**24 (64 faces at 256x256 need 590k); larger batches use float64.
+    index_type = torch.float32 if total < 2**24 else torch.float64
+    rows = torch.arange(h, device=images.device, dtype=index_type) // pixels_per_cell
+    cols = torch.arange(w, device=images.device, dtype=index_type) // pixels_per_cell
+    samples = torch.arange(batch, device=images.device, dtype=index_type).view(batch, 1, 1, 1)
+    base = samples * (orientations * cell_count) + rows.view(-1, 1) * cells_w + cols.view(1, -1)  # (B, 1, h, w)
+    flat = torch.addcmul(base, bins.to(index_type), torch.tensor(float(cell_count), dtype=index_type)).long()
+    total = batch * orientations * cell_count
+    histograms = torch.bincount(flat.flatten(), weights.flatten(), minlength=total)[:total]
     histograms = histograms / (pixels_per_cell * pixels_per_cell)  # the mean over the cell's pixels
     return histograms.to(torch.float32).view(batch, orientations, cells_h, cells_w)
 
