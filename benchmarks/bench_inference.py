@@ -79,7 +79,8 @@ class Timing:
     cpu: float = float("inf")
 
 
-def interleaved_best(functions: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, Timing]:
+def interleaved_best(functions: dict[str, Callable[[], object]], repeats: int,
+                     device: torch.device) -> dict[str, Timing]:
     """Time each function in `repeats` round-robin rounds and keep the best. The first round warms up (allocations,
     oneDNN primitive caches); it is counted too, since warming up can only make a call slower."""
     best = {name: Timing() for name in functions}
@@ -255,7 +256,7 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
         pipe, deep = timings[f"HOG pipeline @{size}"], timings[f"DeepFill v2 @{size}"]
         print(f"  at {size}x{size} input DeepFill v2 takes {deep.wall / pipe.wall:.2f}x the HOG pipeline's wall time"
               + (f", {deep.cpu / pipe.cpu:.2f}x its CPU time" if on_cpu else "")
-              + f" (> 1: the pipeline is faster)")
+              + " (> 1: the pipeline is faster)")
     wall_rate, cpu_rate = rates("G_H + G (networks)", pipeline_flops)
     print(f"  G_H + G: {wall_rate:.1f} GFLOP/s = {wall_rate / limit:.0%} of the limit (gap {1 - wall_rate / limit:.0%})"
           + (f"; per CPU-second {cpu_rate:.1f} GFLOP/s = {cpu_rate / cpu_limit:.0%} of the limit (gap "
@@ -280,8 +281,6 @@ def with_pytorch_instance_norm(model: nn.Module) -> nn.Module:
         else:
             with_pytorch_instance_norm(child)
     return model
-
-
 
 
 def option_functions(names: list[str], pipeline: HOGInpaintPipeline, deepfill: DeepFillInpainter,
@@ -316,7 +315,9 @@ def option_functions(names: list[str], pipeline: HOGInpaintPipeline, deepfill: D
                 return networks(model, image, mask)
         return run
 
-    autocast = lambda dtype: lambda: torch.autocast(device.type, dtype=dtype)  # noqa: E731
+    def autocast(dtype: torch.dtype):
+        return lambda: torch.autocast(device.type, dtype=dtype)
+
     makers = {
         "inference_mode": lambda: in_mode(torch.inference_mode, pipeline),
         "no_grad": lambda: in_mode(torch.no_grad, pipeline),

@@ -12,10 +12,11 @@ answers, at idle (after `--idle_seconds`), the peak while serving one `/inpaint`
 three methods, face alignment and the identity table), and RSS after it. Children's RSS is added to the parent's
 (pages they share are counted twice). The app puts its models on CUDA when it is available.
 
-`batch`: peak memory of one pipeline call and one DeepFill call by batch size (random images at the model resolution, a quarter of each
-image in the hole). On CUDA: `torch.cuda.max_memory_allocated` above what the models hold, in this process. On the
-CPU: the peak RSS (`ru_maxrss`) of a fresh subprocess that loads the models and makes one call, minus its peak RSS
-before the call (one-time costs included, as for a fresh server's first request). Prints figures; asserts nothing.
+`batch`: peak memory of one pipeline call and one DeepFill call by batch size (random images at the model resolution,
+a quarter of each image in the hole). On CUDA: `torch.cuda.max_memory_allocated` above what the models hold, in this
+process. On the CPU: the peak RSS (`ru_maxrss`) of a fresh subprocess that loads the models and makes one call, minus
+its peak RSS before the call (one-time costs included, as for a fresh server's first request). Prints figures;
+asserts nothing.
 """
 from __future__ import annotations
 
