@@ -16,8 +16,12 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("HOGINPAINT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
-# Two cores in CI: one intra-op thread per process keeps parallel pieces of a test from fighting over them.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Two cores in CI: at most two intra-op threads. In a hook, not at import, so that scripts importing the
+    # helpers below (benchmarks) keep their own thread settings.
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")
