@@ -6,7 +6,7 @@
 
 The last run named for each model holds the exported pipeline (`model_index.json` + subfolders); every run's
 `training_summary.json` goes into the card's history. Weights are copied as they are (float32 safetensors: the
-reduced models are a few MB each). An evaluation `metrics.json` from `python -m hoginpaint.evaluate` fills the card's
+reduced models are a few MB each). The `metrics.json` files of `python -m hoginpaint.evaluate` fill the card's
 evaluation table for the methods and mask sets it holds.
 """
 from __future__ import annotations
@@ -26,19 +26,20 @@ METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "l1": "L1", "identity_distance":
            "same_person_rate": "same person (<0.6)"}
 
 
-def evaluation_table(metrics_file: Path, method: str) -> dict[str, dict[str, str]]:
-    """Mask set → {metric: value} for `method`, from an evaluation's metrics.json."""
-    data = json.loads(metrics_file.read_text())
+def evaluation_table(metrics_files: list[Path], method: str) -> dict[str, dict[str, str]]:
+    """"mask set (N faces)" → {metric: value} for `method`, from evaluations' metrics.json files, in order."""
     table: dict[str, dict[str, str]] = {}
-    for row in data["summary"]:
-        if row["method"] != method:
-            continue
-        table[row["mask_set"]] = {label: (f"{row[key]:.4g}" if isinstance(row.get(key), (int, float)) else "–")
-                                  for key, label in METRICS.items()}
+    for metrics_file in metrics_files:
+        for row in json.loads(metrics_file.read_text())["summary"]:
+            if row["method"] != method:
+                continue
+            values = {label: (f"{row[key]:.4g}" if isinstance(row.get(key), (int, float)) else "–")
+                      for key, label in METRICS.items()}
+            table[f"{row['mask_set']} ({row['samples']} faces)"] = values
     return table
 
 
-def package(name: str, runs: list[Path], evaluation: Path | None, notes: str, method: str) -> Path:
+def package(name: str, runs: list[Path], evaluation: list[Path], notes: str, method: str) -> Path:
     summaries = [json.loads((run / "training_summary.json").read_text()) for run in runs]
     final = runs[-1]
     target = CHECKPOINTS / name
@@ -63,7 +64,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True, help="the folder holding the run folders")
     parser.add_argument("--hoginpaint", nargs="+", required=True, help="run folders, the exported pipeline last")
     parser.add_argument("--deepfill", nargs="+", required=True, help="run folders, the exported inpainter last")
-    parser.add_argument("--evaluation", type=Path, help="metrics.json of python -m hoginpaint.evaluate")
+    parser.add_argument("--evaluation", type=Path, nargs="*", default=[],
+                        help="metrics.json files of python -m hoginpaint.evaluate")
     parser.add_argument("--notes", default="", help="how the models were made (hardware, budget)")
     args = parser.parse_args()
     package("hoginpaint", [args.runs / run for run in args.hoginpaint], args.evaluation, args.notes, "hoginpaint")
