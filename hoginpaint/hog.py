@@ -169,7 +169,8 @@ def hog_histograms(
     # and the edges computed as float64 products; an angle that rounds to 180 falls in no bin, there and here.
     step = 180.0 / orientations
     position = torch.remainder(torch.atan2(g_row, g_col), math.pi) * (orientations / math.pi)  # (B, 1, h, w), bins
-    bins = torch.floor(position).clamp_(max=orientations - 1)
+    # A non-finite gradient (NaN in the input) votes its NaN into bin 0, so that NaN in gives NaN out.
+    bins = torch.where(torch.isfinite(position), torch.floor(position), 0.0).clamp_(max=orientations - 1)
     # Axis-aligned gradients (flat rows or columns, very common) give exactly 0 or 90 in both libraries.
     near_edge = ((position - torch.round(position)).abs() < _NEAR) & (g_row != 0) & (g_col != 0)
     b, _, r, c = near_edge.nonzero(as_tuple=True)

@@ -118,6 +118,14 @@ def test_bad_input_is_refused():
         hog_features(torch.rand(1, 1, 64, 64), block_norm="L3")
 
 
+def test_nan_in_gives_nan_out_in_its_cells_only():
+    images = torch.rand(2, 1, 32, 32)
+    images[0, 0, 5, 5] = float("nan")
+    histograms = hog_histograms(images, 9, 8)
+    assert torch.isnan(histograms[0, :, 0, 0]).any()  # the cells whose gradients read the NaN pixel
+    assert torch.isfinite(histograms[0, :, 2:, 2:]).all() and torch.isfinite(histograms[1]).all()
+
+
 def test_scaling_is_fixed_monotone_and_invertible():
     hog = torch.tensor([0.0, 0.001, 0.02, 0.05, 0.3])
     scaled = scale_hog_image(hog)
