@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,107 @@ def _cause(error: BaseException, *types: type[BaseException]) -> BaseException |
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models made of components: the pipeline's repository layout
+
+MODEL_INDEX_NAME = "model_index.json"
+
+
+class ComponentModel:
+    """Hub I/O of a model made of networks, each in a subfolder beside a `model_index.json`.
+
+    The layout of `HOGInpaintPipeline` and `DeepFillInpainter`: `model_index.json` names the class, the hoginpaint
+    version, each component's subfolder and the model resolution; each subfolder holds `config.json` +
+    `model.safetensors`; `README.md` is the model card. Subclasses set `COMPONENTS` (constructor argument → network
+    class), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
+    take the components and `resolution` as constructor arguments, and provide `default_model_card()` and `to()`.
+    """
+
+    COMPONENTS: dict[str, type] = {}
+    NOUN = "model"
+    KIND = "hoginpaint model"
+    resolution: int
+
+    def default_model_card(self) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, device: str | Any | None = None, dtype: Any | None = None):
+        """Load a model saved by `save_pretrained` from a local folder or a Hub repository id.
+
+        Raises `HubError` (a ValueError) naming the repository and what to try when it cannot.
+        """
+        access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+        source = describe(repo_id_or_path, revision)
+        try:
+            index_path = resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
+        except MissingFileError:
+            raise MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a {cls.KIND}; save one with "
+                                   f"{cls.__name__}.save_pretrained") from None
+        index = cls._read_index(index_path, source)
+        revision = pinned_revision(index_path, revision)  # every component from the same commit
+        components = {
+            name: load_component(component_class, repo_id_or_path, index[name], revision=revision, **access)
+            for name, component_class in cls.COMPONENTS.items()
+        }
+        return cls(**components, resolution=index["resolution"]).to(device=device, dtype=dtype)
+
+    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
+        """Write `model_index.json`, one subfolder per component and `README.md` into `save_directory`.
+
+        `model_card` is the README's text (e.g. rendered from the repository's `model_card.md`); by default
+        `default_model_card()`. Returns `save_directory`.
+        """
+        import hoginpaint
+
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        for name in self.COMPONENTS:
+            save_component(getattr(self, name), save_directory / name)
+        index = {
+            "_class_name": type(self).__name__,
+            "_hoginpaint_version": hoginpaint.__version__,
+            **{name: name for name in self.COMPONENTS},
+            "resolution": self.resolution,
+        }
+        (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        card = model_card if model_card is not None else self.default_model_card()
+        (save_directory / "README.md").write_text(card, encoding="utf-8")
+        return save_directory
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
+                    commit_message: str | None = None, revision: str | None = None,
+                    model_card: str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hub model repository `repo_id`; returns the commit URL."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, model_card=model_card)
+            return push_to_hub(folder, repo_id, token=token, private=private,
+                               commit_message=commit_message or f"Upload {type(self).__name__}", revision=revision)
+
+    @classmethod
+    def _read_index(cls, path: Path, source: str) -> dict:
+        """Parse and check `model_index.json`: the class, each component's subfolder, the resolution."""
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HubError(f"{MODEL_INDEX_NAME} of {source} is not valid JSON ({error}); re-save the "
+                           f"{cls.NOUN}") from None
+        if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
+            found = index.get("_class_name") if isinstance(index, dict) else index
+            raise HubError(f"{source} holds a {found!r}, not a {cls.__name__}; pass a repository saved by "
+                           f"{cls.__name__}.save_pretrained")
+        for name in cls.COMPONENTS:
+            subfolder = index.get(name)
+            if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
+                    Path(subfolder).is_absolute():
+                raise HubError(f"{MODEL_INDEX_NAME} of {source} must name the subfolder of {name!r} (a relative "
+                               f"folder name), got {subfolder!r}")
+        resolution = index.get("resolution")
+        if isinstance(resolution, bool) or not isinstance(resolution, int):
+            raise HubError(f"{MODEL_INDEX_NAME} of {source} must give the model resolution as an int, "
+                           f"got {resolution!r}")
+        return index

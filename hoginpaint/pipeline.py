@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -28,7 +26,7 @@ from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, p
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
 from hoginpaint.stages import inpaint_stage, structure_stage
 
-MODEL_INDEX_NAME = "model_index.json"
+MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
 
 
@@ -53,8 +51,15 @@ class InpaintOutput:
     mask_tensor: torch.Tensor
 
 
-class HOGInpaintPipeline:
-    """Face inpainting guided by a predicted HOG image (Salem, Mahdi & Abbas): G_H then G, at `resolution`."""
+class HOGInpaintPipeline(hub.ComponentModel):
+    """Face inpainting guided by a predicted HOG image (Salem, Mahdi & Abbas): G_H then G, at `resolution`.
+
+    `from_pretrained`, `save_pretrained` and `push_to_hub` (the Hub layout) come from `hoginpaint.hub.ComponentModel`.
+    """
+
+    COMPONENTS = COMPONENTS
+    NOUN = "pipeline"
+    KIND = "hoginpaint pipeline"
 
     def __init__(self, structure_generator: StructureGenerator, inpaint_generator: InpaintGenerator,
                  resolution: int = 256) -> None:
@@ -102,63 +107,9 @@ class HOGInpaintPipeline:
             inpaint = InpaintGenerator(base_channels=base_channels, residual_blocks=residual_blocks)
         return cls(structure, inpaint, resolution=resolution)
 
-    @classmethod
-    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
-                        token: str | bool | None = None, cache_dir: str | Path | None = None,
-                        local_files_only: bool = False, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None) -> HOGInpaintPipeline:
-        """Load a pipeline saved by `save_pretrained` from a local folder or a Hub repository id.
-
-        Raises `hoginpaint.hub.HubError` (a ValueError) naming the repository and what to try when it cannot.
-        """
-        access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
-        source = hub.describe(repo_id_or_path, revision)
-        try:
-            index_path = hub.resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
-        except hub.MissingFileError:
-            raise hub.MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a hoginpaint pipeline; "
-                                       "save one with HOGInpaintPipeline.save_pretrained") from None
-        index = _read_index(index_path, source)
-        revision = hub.pinned_revision(index_path, revision)  # every component from the same commit
-        components = {
-            name: hub.load_component(component_class, repo_id_or_path, index[name], revision=revision, **access)
-            for name, component_class in COMPONENTS.items()
-        }
-        pipeline = cls(**components, resolution=index["resolution"])
-        return pipeline.to(device=device, dtype=dtype)
-
-    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
-        """Write `model_index.json`, one subfolder per generator and `README.md` into `save_directory`.
-
-        `model_card` is the README's text (e.g. rendered from the repository's `model_card.md`); by default a
-        minimal card (`default_model_card`). Returns `save_directory`.
-        """
-        save_directory = Path(save_directory)
-        save_directory.mkdir(parents=True, exist_ok=True)
-        for name in COMPONENTS:
-            hub.save_component(getattr(self, name), save_directory / name)
-        index = {
-            "_class_name": type(self).__name__,
-            "_hoginpaint_version": hoginpaint.__version__,
-            **{name: name for name in COMPONENTS},
-            "resolution": self.resolution,
-        }
-        (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-        card = model_card if model_card is not None else default_model_card(self)
-        (save_directory / "README.md").write_text(card, encoding="utf-8")
-        return save_directory
-
-    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
-                    commit_message: str = "Upload HOGInpaintPipeline", revision: str | None = None,
-                    model_card: str | None = None) -> str:
-        """Save to a temporary folder and upload it to the Hub model repository `repo_id`; returns the commit URL."""
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, model_card=model_card)
-            return hub.push_to_hub(folder, repo_id, token=token, private=private, commit_message=commit_message,
-                                   revision=revision)
-
-    # -----------------------------------------------------------------------------------------------------------------
-    # Inference
+    def default_model_card(self) -> str:
+        """A minimal model card: Hub metadata and how to use it (training passes a fuller one to save_pretrained)."""
+        return default_model_card(self)
 
     def __call__(self, image: ImageLike | Sequence[ImageLike], mask_image: ImageLike | Sequence[ImageLike],
                  output_type: Literal["pil", "pt"] = "pil", feather: int = 4) -> InpaintOutput:
@@ -242,26 +193,3 @@ out.images[0].save("restored.png")
 python -m hoginpaint inpaint --model <this repository> --image face.jpg --mask mask.png --output restored.png
 ```
 """
-
-
-def _read_index(path: Path, source: str) -> dict:
-    """Parse and check `model_index.json`: the class, each component's subfolder, the resolution."""
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} is not valid JSON ({error}); re-save the pipeline") from None
-    if not isinstance(index, dict) or index.get("_class_name") != HOGInpaintPipeline.__name__:
-        found = index.get("_class_name") if isinstance(index, dict) else index
-        raise hub.HubError(f"{source} holds a {found!r}, not a {HOGInpaintPipeline.__name__}; pass a hoginpaint "
-                           "pipeline repository")
-    for name in COMPONENTS:
-        subfolder = index.get(name)
-        if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
-                Path(subfolder).is_absolute():
-            raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must name the subfolder of {name!r} (a relative "
-                               f"folder name), got {subfolder!r}")
-    resolution = index.get("resolution")
-    if isinstance(resolution, bool) or not isinstance(resolution, int):
-        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must give the model resolution as an int, "
-                           f"got {resolution!r}")
-    return index

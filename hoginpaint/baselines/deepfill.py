@@ -25,7 +25,6 @@ HOG pipeline's call and Hub layout). `hoginpaint.baselines.convert_deepfill` con
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,17 +370,22 @@ class SNPatchDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 # Inference wrapper: the HOG pipeline's call, Hub layout and resolution handling
 
-MODEL_INDEX_NAME = "model_index.json"
+MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 GENERATOR_FOLDER = "generator"
 
 
-class DeepFillInpainter:
+class DeepFillInpainter(hub.ComponentModel):
     """DeepFill v2 behind `HOGInpaintPipeline`'s call: resize to `resolution`, fill, paste the hole back.
 
     Hub layout (as the pipeline's, `hoginpaint.hub`): `model_index.json` {"_class_name": "DeepFillInpainter",
     "_hoginpaint_version", "generator": "generator", "resolution"} at the root, `generator/` with `config.json` +
     `model.safetensors`. Only the generator is stored: the discriminator is needed for training only.
+    `from_pretrained`, `save_pretrained` and `push_to_hub` come from `hoginpaint.hub.ComponentModel`.
     """
+
+    COMPONENTS = {GENERATOR_FOLDER: DeepFillV2Generator}
+    NOUN = "model"
+    KIND = "DeepFill model"
 
     def __init__(self, generator: DeepFillV2Generator, resolution: int = 256) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16 or \
@@ -414,52 +418,9 @@ class DeepFillInpainter:
             generator = DeepFillV2Generator(base_channels=base_channels)
         return cls(generator, resolution=resolution)
 
-    @classmethod
-    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
-                        token: str | bool | None = None, cache_dir: str | Path | None = None,
-                        local_files_only: bool = False, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None) -> DeepFillInpainter:
-        """Load an inpainter saved by `save_pretrained` from a local folder or a Hub repository id.
-
-        Raises `hoginpaint.hub.HubError` (a ValueError) naming the repository and what to try when it cannot.
-        """
-        access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
-        source = hub.describe(repo_id_or_path, revision)
-        try:
-            index_path = hub.resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
-        except hub.MissingFileError:
-            raise hub.MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a DeepFill model; save "
-                                       "one with DeepFillInpainter.save_pretrained") from None
-        index = _read_index(index_path, source)
-        revision = hub.pinned_revision(index_path, revision)  # the generator from the same commit
-        generator = hub.load_component(DeepFillV2Generator, repo_id_or_path, index["generator"], revision=revision,
-                                       **access)
-        return cls(generator, resolution=index["resolution"]).to(device=device, dtype=dtype)
-
-    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
-        """Write `model_index.json`, `generator/` and `README.md` into `save_directory`; returns it."""
-        save_directory = Path(save_directory)
-        save_directory.mkdir(parents=True, exist_ok=True)
-        hub.save_component(self.generator, save_directory / GENERATOR_FOLDER)
-        index = {
-            "_class_name": type(self).__name__,
-            "_hoginpaint_version": hoginpaint.__version__,
-            "generator": GENERATOR_FOLDER,
-            "resolution": self.resolution,
-        }
-        (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-        card = model_card if model_card is not None else default_model_card(self)
-        (save_directory / "README.md").write_text(card, encoding="utf-8")
-        return save_directory
-
-    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
-                    commit_message: str = "Upload DeepFillInpainter", revision: str | None = None,
-                    model_card: str | None = None) -> str:
-        """Save to a temporary folder and upload it to the Hub model repository `repo_id`; returns the commit URL."""
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, model_card=model_card)
-            return hub.push_to_hub(folder, repo_id, token=token, private=private, commit_message=commit_message,
-                                   revision=revision)
+    def default_model_card(self) -> str:
+        """A minimal model card: Hub metadata and how to use it (training passes a fuller one to save_pretrained)."""
+        return default_model_card(self)
 
     def __call__(self, image: ImageLike | Sequence[ImageLike], mask_image: ImageLike | Sequence[ImageLike],
                  output_type: Literal["pil", "pt"] = "pil", feather: int = 4) -> BaselineOutput:
@@ -520,28 +481,6 @@ out = inpainter(image="face.jpg", mask_image="mask.png")  # mask: white = hole
 out.images[0].save("restored.png")
 ```
 """
-
-
-def _read_index(path: Path, source: str) -> dict:
-    """Parse and check `model_index.json`: the class, the generator's subfolder, the resolution."""
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} is not valid JSON ({error}); re-save the model") from None
-    if not isinstance(index, dict) or index.get("_class_name") != DeepFillInpainter.__name__:
-        found = index.get("_class_name") if isinstance(index, dict) else index
-        raise hub.HubError(f"{source} holds a {found!r}, not a {DeepFillInpainter.__name__}; pass a repository "
-                           "saved by DeepFillInpainter.save_pretrained")
-    subfolder = index.get("generator")
-    if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
-            Path(subfolder).is_absolute():
-        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must name the generator's subfolder (a relative folder "
-                           f"name), got {subfolder!r}")
-    resolution = index.get("resolution")
-    if isinstance(resolution, bool) or not isinstance(resolution, int):
-        raise hub.HubError(f"{MODEL_INDEX_NAME} of {source} must give the model resolution as an int, "
-                           f"got {resolution!r}")
-    return index
 
 
 # ---------------------------------------------------------------------------------------------------------------------
