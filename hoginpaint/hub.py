@@ -411,7 +411,7 @@ class ComponentModel:
     version, each component's subfolder and the model resolution; each subfolder holds `config.json` +
     `model.safetensors`; `README.md` is the model card. Subclasses set `COMPONENTS` (constructor argument → network
     class), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
-    take the components and `resolution` as constructor arguments, and provide `default_model_card()` and `to()`.
+    take the components and `resolution` as constructor arguments, and provide `default_model_card()`.
     """
 
     COMPONENTS: dict[str, type] = {}
@@ -422,10 +422,32 @@ class ComponentModel:
     def default_model_card(self) -> str:
         raise NotImplementedError
 
+    @property
+    def device(self) -> torch.device:
+        return next(getattr(self, next(iter(self.COMPONENTS))).parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(getattr(self, next(iter(self.COMPONENTS))).parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+           memory_format: torch.memory_format | None = None):
+        """Move every component to `device`, cast it to `dtype` and/or lay out its weights in `memory_format`.
+
+        `memory_format=torch.channels_last` makes every convolution run channels-last (the layout oneDNN and cuDNN
+        prefer; `benchmarks/bench_inference.py --options` measures it); results equal the default layout's to float
+        rounding. Returns the model.
+        """
+        layout = {} if memory_format is None else {"memory_format": memory_format}
+        for name in self.COMPONENTS:
+            getattr(self, name).to(device=device, dtype=dtype, **layout)
+        return self
+
     @classmethod
     def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
                         token: str | bool | None = None, cache_dir: str | Path | None = None,
-                        local_files_only: bool = False, device: str | Any | None = None, dtype: Any | None = None):
+                        local_files_only: bool = False, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None):
         """Load a model saved by `save_pretrained` from a local folder or a Hub repository id.
 
         Raises `HubError` (a ValueError) naming the repository and what to try when it cannot.

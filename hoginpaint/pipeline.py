@@ -70,27 +70,6 @@ class HOGInpaintPipeline(hub.ComponentModel):
         self.inpaint_generator = inpaint_generator.eval()
         self.resolution = resolution
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.inpaint_generator.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.inpaint_generator.parameters()).dtype
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-           memory_format: torch.memory_format | None = None) -> HOGInpaintPipeline:
-        """Move both generators to `device`, cast them to `dtype` and/or lay out their weights in `memory_format`.
-
-        `memory_format=torch.channels_last` makes every convolution run channels-last (the layout oneDNN and cuDNN
-        prefer; `benchmarks/bench_inference.py --options` measures it); results equal the default layout's to float
-        rounding. Returns the pipeline.
-        """
-        layout = {} if memory_format is None else {"memory_format": memory_format}
-        for model in (self.structure_generator, self.inpaint_generator):
-            model.to(device=device, dtype=dtype, **layout)
-        return self
-
     # -----------------------------------------------------------------------------------------------------------------
     # Building, saving, loading
 

@@ -394,22 +394,6 @@ class DeepFillInpainter(hub.ComponentModel):
         self.generator = generator.eval()
         self.resolution = resolution
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.generator.parameters()).dtype
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-           memory_format: torch.memory_format | None = None) -> DeepFillInpainter:
-        """Move the generator to `device`, cast it to `dtype` and/or lay out its weights in `memory_format`
-        (`torch.channels_last`: as `HOGInpaintPipeline.to`); returns the inpainter."""
-        layout = {} if memory_format is None else {"memory_format": memory_format}
-        self.generator.to(device=device, dtype=dtype, **layout)
-        return self
-
     @classmethod
     def from_config(cls, base_channels: int = 48, resolution: int = 256, seed: int = 0) -> DeepFillInpainter:
         """An inpainter with an untrained generator (weights depend on `seed` only), for tests and benchmarks."""
