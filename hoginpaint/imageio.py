@@ -192,7 +192,8 @@ def prepare(images: list[torch.Tensor], masks: list[torch.Tensor], resolution: i
 
 
 def paste_back(
-    original: torch.Tensor, result_lowres: torch.Tensor, mask_fullres: torch.Tensor, feather: int = 4
+    original: torch.Tensor, result_lowres: torch.Tensor, mask_fullres: torch.Tensor, feather: int = 4,
+    base: torch.Tensor | None = None, base_lowres: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bring the model's output back to the input's size and put it in the hole only.
 
@@ -204,6 +205,10 @@ def paste_back(
     within `feather` pixels of the rim and added to the hole's pixels there, fading to nothing `feather` pixels
     deep. The input's own pixels under the hole are never read, so a hole painted over (or holding the ground truth)
     cannot leak into the result. `feather=0` pastes the upsampled output as is.
+
+    `base` `(3, H, W)` and `base_lowres` `(3, R, R)`: a full-resolution fill of the hole and the same fill at the
+    model's resolution (what the model refined). Then only the model's change, `result_lowres - base_lowres`, is
+    upsampled and added to `base`: where the model changed nothing, the result is the full-resolution fill exactly.
     """
     if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
         raise ValueError(f"feather must be an int >= 0 (pixels), got {feather!r}")
@@ -211,10 +216,15 @@ def paste_back(
     original = original.float()
     height, width = original.shape[-2:]
     hole = mask_fullres.to(original.device) >= 0.5  # (1, H, W)
+    if (base is None) != (base_lowres is None):
+        raise ValueError("pass both base and base_lowres (a fill at full and at model resolution), or neither")
+    change = result_lowres.float() if base_lowres is None else result_lowres.float() - base_lowres.float()
     upsampled = F.interpolate(
-        result_lowres[None].float().to(original.device), size=(height, width), mode="bicubic",
-        antialias=True, align_corners=False,
-    )[0].clamp(0, 1)  # (3, H, W)
+        change[None].to(original.device), size=(height, width), mode="bicubic", antialias=True, align_corners=False,
+    )[0]  # (3, H, W)
+    if base is not None:
+        upsampled = upsampled + base.float().to(original.device)
+    upsampled = upsampled.clamp(0, 1)
     if feather > 0:
         known = (~hole).float()[None]  # (1, 1, H, W)
         window = 2 * feather + 1

@@ -39,6 +39,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
+from hoginpaint.prefill import PrefillKind, check_prefill_kind
 
 # Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
 # needs at least 3 pixels there.
@@ -148,7 +149,7 @@ class _Generator(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, base_channels: int, residual_blocks: int,
-                 use_spectral_norm: bool) -> None:
+                 use_spectral_norm: bool, zero_output: bool = False) -> None:
         super().__init__()
         base, sn = base_channels, use_spectral_norm
         self.encoder = nn.Sequential(
@@ -175,6 +176,9 @@ class _Generator(nn.Module):
             nn.ReflectionPad2d(3),
             _conv(base, out_channels, 7),
         )
+        if zero_output:
+            # A generator that refines a pre-fill starts as the identity: its correction is exactly zero.
+            nn.init.zeros_(self.decoder[-1].weight)
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         x = self.encoder(x)  # (B, 4·base, H/4, W/4)
@@ -278,12 +282,16 @@ class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hogi
     """G_H: predicts the full scaled HOG image of a face from its masked grayscale, masked HOG image and mask.
 
     `orientations`, `pixels_per_cell` and `hog_scale` do not change the layers; they are the HOG settings of the
-    targets it was trained on, kept in its config so that the pipeline computes the same HOG.
+    targets it was trained on, kept in its config so that the pipeline computes the same HOG. `prefill` (see
+    `hoginpaint.prefill`): ``none`` is the paper's G_H (hole zeroed in its inputs, sigmoid output); otherwise the
+    stage fills the hole classically before G_H sees it, and G_H predicts a correction of the pre-filled face's HOG
+    image (its last layer starts at zero, so an untrained G_H returns that HOG image).
     Parameters: 10,761,089 at the paper config, 40,561 at `base_channels=8, residual_blocks=1`.
     """
 
     def __init__(self, base_channels: int = 64, residual_blocks: int = 8, orientations: int = 9,
-                 pixels_per_cell: int = 8, hog_scale: float = HOG_IMAGE_SCALE, use_spectral_norm: bool = True) -> None:
+                 pixels_per_cell: int = 8, hog_scale: float = HOG_IMAGE_SCALE, use_spectral_norm: bool = True,
+                 prefill: PrefillKind = "none") -> None:
         _check_positive_int("base_channels", base_channels)
         _check_positive_int("residual_blocks", residual_blocks)
         _check_positive_int("orientations", orientations)
@@ -292,8 +300,10 @@ class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hogi
                 math.isfinite(hog_scale) and hog_scale > 0):
             raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
         _check_bool("use_spectral_norm", use_spectral_norm)
+        check_prefill_kind(prefill)
         super().__init__(in_channels=3, out_channels=1, base_channels=base_channels, residual_blocks=residual_blocks,
-                         use_spectral_norm=use_spectral_norm)
+                         use_spectral_norm=use_spectral_norm, zero_output=prefill != "none")
+        self.prefill = prefill
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.hog_scale = float(hog_scale)
@@ -303,10 +313,15 @@ class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hogi
         return HOGSettings(orientations=self.orientations, pixels_per_cell=self.pixels_per_cell, scale=self.hog_scale)
 
     def forward(self, masked_gray: torch.Tensor, masked_hog: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """`(B, 1, H, W)` ×3 (H, W multiples of 4, at least 12) → predicted scaled HOG image `(B, 1, H, W)` in [0, 1]."""
+        """`(B, 1, H, W)` ×3 (H, W multiples of 4, at least 12) → predicted scaled HOG image `(B, 1, H, W)` in [0, 1].
+
+        With a pre-fill, `masked_gray` and `masked_hog` hold the pre-filled face (not zeros) in the hole.
+        """
         _check_images({"masked_gray": (masked_gray, 1), "masked_hog": (masked_hog, 1), "mask": (mask, 1)},
                       min_side=MIN_GENERATOR_SIDE, multiple=4)
         x = torch.cat([masked_gray, masked_hog, mask], dim=1)  # (B, 3, H, W): gray, HOG image, mask (1 = hole)
+        if self.prefill != "none":
+            return (masked_hog + self.body(x)).clamp(0, 1)  # a correction of the pre-fill's HOG image
         return torch.sigmoid(self.body(x))
 
 
@@ -314,20 +329,30 @@ class InpaintGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hoginp
                        tags=["face-inpainting", "hog"]):
     """G: predicts the RGB face from the masked face, the HOG guidance and the mask (EdgeConnect's InpaintGenerator).
 
-    Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
+    `prefill` (see `hoginpaint.prefill`): ``none`` is the paper's G (hole zeroed in its input, output
+    (tanh + 1) / 2); otherwise the stage fills the hole classically before G sees it, and G predicts a correction of
+    that fill (its last layer starts at zero, so an untrained G returns the pre-fill: it starts at the classical
+    floor). Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
     """
 
-    def __init__(self, base_channels: int = 64, residual_blocks: int = 8) -> None:
+    def __init__(self, base_channels: int = 64, residual_blocks: int = 8, prefill: PrefillKind = "none") -> None:
         _check_positive_int("base_channels", base_channels)
         _check_positive_int("residual_blocks", residual_blocks)
+        check_prefill_kind(prefill)
         super().__init__(in_channels=5, out_channels=3, base_channels=base_channels, residual_blocks=residual_blocks,
-                         use_spectral_norm=False)
+                         use_spectral_norm=False, zero_output=prefill != "none")
+        self.prefill = prefill
 
     def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1]."""
+        """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1].
+
+        With a pre-fill, `masked_image` holds the pre-filled face (not zeros) in the hole.
+        """
         _check_images({"masked_image": (masked_image, 3), "guidance": (guidance, 1), "mask": (mask, 1)},
                       min_side=MIN_GENERATOR_SIDE, multiple=4)
         x = torch.cat([masked_image, guidance, mask], dim=1)  # (B, 5, H, W): RGB, HOG guidance, mask (1 = hole)
+        if self.prefill != "none":
+            return (masked_image + self.body(x)).clamp(0, 1)  # a correction of the pre-fill
         return (torch.tanh(self.body(x)) + 1) / 2
 
 

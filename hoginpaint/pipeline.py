@@ -24,7 +24,8 @@ import hoginpaint
 from hoginpaint import hub
 from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
-from hoginpaint.stages import inpaint_stage, structure_stage
+from hoginpaint.prefill import prefill_around_hole
+from hoginpaint.stages import fill_hole, inpaint_stage, prefill_kind, structure_stage
 
 MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
@@ -108,21 +109,34 @@ class HOGInpaintPipeline(hub.ComponentModel):
         model_image = batch.image.to(self.device, self.dtype)  # (B, 3, R, R)
         model_mask = batch.mask.to(self.device, self.dtype)  # (B, 1, R, R)
 
+        kind = prefill_kind(self.inpaint_generator)
         with torch.inference_mode():
             # 2. structure stage: G_H predicts the HOG image; guidance = known cells + predicted hole cells
             structure = structure_stage(self.structure_generator, model_image, model_mask)
 
             # 3. inpaint stage: G fills the hole guided by the HOG image; known pixels restored
-            _, composited = inpaint_stage(self.inpaint_generator, model_image, model_mask, structure.guidance)
+            filled = structure.filled if prefill_kind(self.structure_generator) == kind else None
+            filled = filled if filled is not None else fill_hole(model_image, model_mask, kind)
+            _, composited = inpaint_stage(self.inpaint_generator, model_image, model_mask, structure.guidance,
+                                          filled=filled)
         # Cloned out of inference mode, so that callers may edit what they get back in place; contiguous whatever
         # layout the generators ran in.
         result = composited.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 3, R, R)
         guidance = structure.guidance.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 1, R, R)
         hog_pred = structure.hog_pred.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 1, R, R)
 
-        # 4. paste back: each result at its input's size, inside the hole only
-        restored = [paste_back(original, low, mask, feather=feather)
-                    for original, low, mask in zip(batch.originals, result, batch.original_masks)]
+        # 4. paste back: each result at its input's size, inside the hole only. With a pre-fill, G's output is a
+        # correction of a classical fill: the fill is recomputed at the input's own size and only the correction
+        # is upsampled, so the model-resolution bottleneck costs no detail of the classical floor.
+        if kind == "none":
+            restored = [paste_back(original, low, mask, feather=feather)
+                        for original, low, mask in zip(batch.originals, result, batch.original_masks)]
+        else:
+            low_fill = filled.float().cpu()
+            restored = [paste_back(original, low, mask, feather=feather,
+                                   base=prefill_around_hole(original, mask, kind), base_lowres=low_base)
+                        for original, low, mask, low_base in zip(batch.originals, result, batch.original_masks,
+                                                                 low_fill)]
         return InpaintOutput(
             images=[to_pil(image) for image in restored] if output_type == "pil" else restored,
             guidance=[to_pil(hog) for hog in guidance],

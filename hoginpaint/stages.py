@@ -8,7 +8,11 @@ trained is exactly what it sees in the pipeline:
   cells from the prediction.
 * inpaint stage: G sees the masked RGB face, the guidance and the mask; only its hole pixels are kept.
 
-Holes are filled with zeros in every input; the mask channel tells the networks where they are.
+Holes are filled with zeros in every input (the paper's configuration, ``prefill="none"``), or, when the generators
+were built with a pre-fill (`hoginpaint.prefill`), with a classical fill of the hole computed from the known pixels
+only: G_H then sees the pre-filled face and its HOG image, and G the pre-filled RGB face. The mask channel tells the
+networks where the hole is either way. The pre-fill kind is read from each generator (`prefill_kind`), so that a
+model loaded with `from_pretrained` is fed exactly as it was trained.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hoginpaint.hog import HOGSettings, composite_guidance, guidance_target, hole_cells, to_gray
+from hoginpaint.prefill import prefill
 
 if TYPE_CHECKING:
     from hoginpaint.networks import InpaintGenerator, StructureGenerator
@@ -27,10 +32,21 @@ if TYPE_CHECKING:
 class StructureResult:
     """What the structure stage produced; all `(B, 1, H, W)`, HOG images scaled to [0, 1]."""
 
-    hog_known: torch.Tensor  # the input's HOG image with hole cells zeroed
+    hog_known: torch.Tensor  # the HOG image G_H saw: hole cells zeroed, or the pre-fill's HOG there
     hog_pred: torch.Tensor  # G_H's prediction, every cell
     guidance: torch.Tensor  # known cells from hog_known, hole cells from hog_pred
     cells: torch.Tensor  # 1 on the pixels of cells the hole can change
+    filled: torch.Tensor  # (B, 3, H, W): the image with its hole zeroed or pre-filled, as the generators see it
+
+
+def prefill_kind(generator: object) -> str:
+    """The pre-fill a generator was built with (`none` for the paper's), looking through a DDP wrapper."""
+    return getattr(getattr(generator, "module", generator), "prefill", "none")
+
+
+def fill_hole(image: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """`image` with its hole zeroed (``none``) or pre-filled from the known pixels; the hole's content is never read."""
+    return prefill(image, mask, kind)  # type: ignore[arg-type]
 
 
 def check_image_and_mask(image: torch.Tensor, mask: torch.Tensor) -> None:
@@ -65,18 +81,35 @@ def structure_stage(
     """Run G_H on `image` `(B, 3, H, W)` in [0, 1] with `mask` `(B, 1, H, W)`, 1 = hole."""
     check_image_and_mask(image, mask)
     settings = structure_generator.hog_settings()
-    hog_known, cells = masked_hog(image, mask, settings)
-    masked_gray = to_gray(image) * (1 - mask)
+    kind = prefill_kind(structure_generator)
+    filled = fill_hole(image, mask, kind)
+    if kind == "none":
+        hog_known, cells = masked_hog(image, mask, settings)
+        masked_gray = to_gray(filled)
+    else:
+        # The known cells of the pre-filled face's HOG image are the input's own (a cell the hole cannot change is
+        # computed from known pixels only); its hole cells are the pre-fill's.
+        cells = hole_cells(mask, settings.pixels_per_cell).to(image.dtype)
+        with torch.no_grad():
+            hog_known = guidance_target(filled, settings)
+        masked_gray = to_gray(filled)
     hog_pred = structure_generator(masked_gray, hog_known, mask)
     guidance = composite_guidance(hog_known, hog_pred, mask, settings.pixels_per_cell)
-    return StructureResult(hog_known=hog_known, hog_pred=hog_pred, guidance=guidance, cells=cells)
+    return StructureResult(hog_known=hog_known, hog_pred=hog_pred, guidance=guidance, cells=cells, filled=filled)
 
 
 def inpaint_stage(
-    inpaint_generator: InpaintGenerator, image: torch.Tensor, mask: torch.Tensor, guidance: torch.Tensor
+    inpaint_generator: InpaintGenerator, image: torch.Tensor, mask: torch.Tensor, guidance: torch.Tensor,
+    filled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run G guided by `guidance` `(B, 1, H, W)` → (raw output, output with the known pixels restored)."""
+    """Run G guided by `guidance` `(B, 1, H, W)` → (raw output, output with the known pixels restored).
+
+    `filled`: the image with its hole already zeroed or pre-filled by G's own `prefill` kind (the structure stage's
+    `StructureResult.filled`, to save computing it twice); by default it is computed here.
+    """
     check_image_and_mask(image, mask)
+    if filled is None:
+        filled = fill_hole(image, mask, prefill_kind(inpaint_generator))
     masked_image = image * (1 - mask)
-    raw = inpaint_generator(masked_image, guidance, mask)
+    raw = inpaint_generator(filled, guidance, mask)
     return raw, masked_image + raw * mask

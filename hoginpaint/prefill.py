@@ -1,0 +1,160 @@
+"""Classical pre-fill of a hole, batched in torch: the floor that the HOG-guided generators refine.
+
+A generator that starts from a good classical fill and predicts a correction cannot do worse than that fill while its
+correction is zero (the generators' last layer starts at zero), and learning only has to add what the fill misses:
+structure and texture, not the mean colour of a cheek. The fills here are the smooth interpolants of the hole from
+its rim:
+
+- ``harmonic``: Laplace's equation Δu = 0 in the hole, u = the image on the rim (a membrane).
+- ``biharmonic``: Δ²u = 0 in the hole (a thin plate; Damelin & Hoang 2018, scikit-image's
+  `inpaint_biharmonic`): it continues gradients across the rim, not only values, and fills faces markedly better.
+- ``none``: the hole stays zero (the paper's configuration).
+
+Both are solved as the least-squares problem "minimise Σ (L^k u)² over the hole pixels" with L the 5-point Laplacian
+of the grid graph (replicate padding, so L is symmetric), by conjugate gradients, coarse to fine: the hole is first
+solved on an area-averaged pyramid down to ~8 px, each level's solution upsampled as the next level's starting
+point. Conjugate gradients alone would need thousands of iterations for the biharmonic operator's condition number
+(~N⁴ for a hole N pixels across); the pyramid gives each level a start whose error is high-frequency, which a few
+dozen iterations remove. Every (image, channel) is an independent system solved in the same batched tensors;
+iterations are fixed (no data-dependent stopping), so the cost is predictable and the result deterministic.
+
+Measured against scikit-image's biharmonic on real faces (`tests/test_prefill.py`, `benchmarks/bench_prefill.py`).
+"""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+
+PrefillKind = Literal["none", "harmonic", "biharmonic"]
+PREFILL_KINDS: tuple[str, ...] = get_args(PrefillKind)
+
+# Below this side a pyramid level is not halved further.
+_COARSEST_SIDE = 8
+# Conjugate-gradient iterations at the coarsest level (solved nearly exactly) and at every finer one.
+_COARSE_ITERATIONS = 200
+_FINE_ITERATIONS = {"harmonic": 40, "biharmonic": 40}
+
+
+def check_prefill_kind(kind: object) -> None:
+    """Raise a ValueError unless `kind` is one of `PREFILL_KINDS`."""
+    if kind not in PREFILL_KINDS:
+        raise ValueError(f"unknown prefill {kind!r}; expected one of {', '.join(PREFILL_KINDS)}")
+
+
+def _laplacian(u: torch.Tensor) -> torch.Tensor:
+    """The grid graph's Laplacian Σ_neighbours (u_j - u_i) of `u` `(N, 1, H, W)` (replicate padding: symmetric)."""
+    padded = F.pad(u, (1, 1, 1, 1), mode="replicate")
+    return (padded[:, :, :-2, 1:-1] + padded[:, :, 2:, 1:-1] + padded[:, :, 1:-1, :-2] + padded[:, :, 1:-1, 2:]
+            - 4 * u)
+
+
+def _operator(u: torch.Tensor, kind: str) -> torch.Tensor:
+    """The normal-equation operator: -L (harmonic) or L² (biharmonic), both symmetric positive semi-definite."""
+    return -_laplacian(u) if kind == "harmonic" else _laplacian(_laplacian(u))
+
+
+def _conjugate_gradients(values: torch.Tensor, hole: torch.Tensor, kind: str, iterations: int) -> torch.Tensor:
+    """Refine the hole of `values` `(N, 1, H, W)` (hole `(N, 1, H, W)` in {0, 1}) towards the solution; the known
+    pixels are the boundary condition and never change."""
+    def apply(direction: torch.Tensor) -> torch.Tensor:
+        return _operator(direction, kind) * hole
+
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b).sum(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1): one system per image and channel
+
+    residual = -_operator(values, kind) * hole  # b - A x over the hole
+    direction = residual
+    residual_norm = dot(residual, residual)
+    for _ in range(iterations):
+        product = apply(direction)
+        curvature = dot(direction, product)
+        step = residual_norm / curvature.clamp_min(1e-30)
+        values = values + step * direction
+        residual = residual - step * product
+        new_norm = dot(residual, residual)
+        direction = residual + (new_norm / residual_norm.clamp_min(1e-30)) * direction
+        residual_norm = new_norm
+    return values
+
+
+def _downsample(values: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Halve a level: each coarse pixel is the mean of its known children, and known if any child is."""
+    height, width = values.shape[-2:]
+    size = ((height + 1) // 2, (width + 1) // 2)
+    pad = (0, width % 2, 0, height % 2)  # odd sides: the last row/column is pooled with its replicate
+    values = F.pad(values * known, pad, mode="replicate")
+    known = F.pad(known, pad, mode="replicate")
+    weight = F.avg_pool2d(known, 2)
+    coarse = F.avg_pool2d(values, 2) / weight.clamp_min(1e-12)
+    assert coarse.shape[-2:] == size
+    return coarse, (weight > 0).to(values.dtype)
+
+
+def _solve(values: torch.Tensor, known: torch.Tensor, kind: str) -> torch.Tensor:
+    """Fill the unknown pixels of `values` `(N, 1, H, W)`, coarse to fine; every system has a known pixel."""
+    height, width = values.shape[-2:]
+    if min(height, width) > _COARSEST_SIDE:
+        coarse_values, coarse_known = _downsample(values, known)
+        start = _solve(coarse_values, coarse_known, kind)
+        start = F.interpolate(start, size=(height, width), mode="bilinear", align_corners=False)
+        values = values * known + start * (1 - known)
+        iterations = _FINE_ITERATIONS[kind]
+    else:
+        mean = (values * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+        values = values * known + mean * (1 - known)
+        iterations = _COARSE_ITERATIONS
+    return _conjugate_gradients(values, 1 - known, kind, iterations)
+
+
+def prefill(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKind = "biharmonic") -> torch.Tensor:
+    """`image` `(B, C, H, W)` with the hole of `mask` `(B, 1, H, W)` (1 = hole) filled by `kind`.
+
+    Known pixels are returned as they are (bit for bit); whatever the hole holds in `image` is never read. ``none``
+    returns the image with the hole zeroed. An image whose mask covers it entirely is filled with 0.5 (there is no
+    rim to interpolate from). Runs in float32 (float64 input stays float64) and under `torch.no_grad`: a pre-fill is
+    an input, not something to differentiate. Output in the input's dtype.
+    """
+    check_prefill_kind(kind)
+    if image.ndim != 4 or mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != image.shape[0] \
+            or mask.shape[2:] != image.shape[2:]:
+        raise ValueError(f"prefill takes image (B, C, H, W) and mask (B, 1, H, W) of the same B, H, W; got "
+                         f"{tuple(image.shape)} and {tuple(mask.shape)}")
+    hole = (mask >= 0.5).to(image.dtype)
+    masked = image * (1 - hole)
+    if kind == "none" or not bool(hole.any()):
+        return masked
+    batch, channels, height, width = image.shape
+    work_dtype = torch.float64 if image.dtype == torch.float64 else torch.float32
+    with torch.no_grad():
+        values = masked.to(work_dtype).reshape(batch * channels, 1, height, width)  # (B·C, 1, H, W)
+        known = (1 - hole).to(work_dtype).repeat_interleave(channels, dim=0)  # (B·C, 1, H, W)
+        has_known = known.flatten(1).amax(1) > 0  # (B·C,)
+        filled = torch.full_like(values, 0.5)
+        if bool(has_known.any()):
+            filled[has_known] = _solve(values[has_known], known[has_known], kind)
+        filled = filled.reshape(batch, channels, height, width).clamp(0, 1).to(image.dtype)
+    return torch.where(hole.bool(), filled, image)
+
+
+def prefill_around_hole(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKind = "biharmonic",
+                        margin: int = 16) -> torch.Tensor:
+    """`prefill` of one image `(C, H, W)` with `mask` `(1, H, W)`, solved on the hole's bounding box only.
+
+    The box is grown by `margin` pixels of known context on every side (clipped to the image): the fill of a hole
+    depends on its rim, so the cost follows the hole's size, not the photo's. Outside the box the image is returned
+    as it is.
+    """
+    check_prefill_kind(kind)
+    hole = mask[0] >= 0.5
+    if kind == "none" or not bool(hole.any()):
+        return image * (~hole).to(image.dtype)
+    rows = torch.nonzero(hole.any(dim=1)).flatten()
+    columns = torch.nonzero(hole.any(dim=0)).flatten()
+    top, bottom = max(0, int(rows[0]) - margin), min(image.shape[1], int(rows[-1]) + margin + 1)
+    left, right = max(0, int(columns[0]) - margin), min(image.shape[2], int(columns[-1]) + margin + 1)
+    result = image.clone()
+    box = (slice(None), slice(top, bottom), slice(left, right))
+    result[box] = prefill(image[box][None], mask[box][None], kind)[0]
+    return result
