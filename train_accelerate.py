@@ -30,6 +30,7 @@ last checkpoint in the output folder is the last good state.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -62,6 +63,7 @@ from hoginpaint.training import (
     state_hash,
     train_step,
     trained_model,
+    update_ema,
     training_batches,
     validate,
     validation_data,
@@ -121,6 +123,11 @@ def main(config: TrainConfig) -> dict[str, Any]:
         **{name: getattr(models, name).to(accelerator.device)
            for name in ("structure_generator", "vgg") if getattr(models, name) is not None})
 
+    if config.ema_decay > 0:
+        ema = copy.deepcopy(accelerator.unwrap_model(generator)).requires_grad_(False).eval()
+        accelerator.register_for_checkpointing(ema)  # saved and restored with the training state
+        models = dataclasses.replace(models, ema_generator=ema)
+
     progress = Progress()
     resume_path = resolve_checkpoint(output_dir, config.resume_from_checkpoint)
     if resume_path is not None:
@@ -165,6 +172,8 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
     Returns the status (``completed`` or ``nonfinite``) and the last validation metrics.
     """
     weights = config.loss_weights()
+    warmup_weights = dataclasses.replace(weights, adversarial=0.0, structure_adversarial=0.0, feature_matching=0.0)
+    deadline = None if config.max_train_minutes is None else time.monotonic() + 60 * config.max_train_minutes
     bar = tqdm(total=config.max_train_steps, initial=progress.global_step, desc="steps",
                disable=not accelerator.is_local_main_process)
     skipped_here = torch.zeros((), dtype=torch.long)  # undecodable images this rank skipped since the last sync
@@ -173,13 +182,18 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
     # A run resumed from this output folder has its starting state on disk already.
     on_disk = (Path(config.output_dir) / f"checkpoint-{progress.global_step}").is_dir()
     saved_step = progress.global_step if progress.global_step and on_disk else None
+    if progress.global_step == 0 and config.validation_steps > 0:
+        # Where training starts from (with a pre-fill: the classical floor): the first point of the learning curve.
+        validation = run_validation(accelerator, config, models, validation_batch, settings, 0, 0)
     run_started = time.monotonic()
     while progress.global_step < config.max_train_steps:
         batch = next(batches)
         skipped_here += batch["skipped"]
         image = batch["image"].to(accelerator.device, non_blocking=True)
         mask = batch["mask"].to(accelerator.device, non_blocking=True)
-        result = train_step(accelerator, models, *optimizers, image, mask, config.stage, weights, settings)
+        step_weights = weights if progress.global_step >= config.adversarial_warmup_steps else warmup_weights
+        result = train_step(accelerator, models, *optimizers, image, mask, config.stage, step_weights, settings,
+                            config.guidance)
         progress.images_seen += image.shape[0] * accelerator.num_processes
         if not result.finite:
             nonfinite_in_a_row += 1
@@ -195,6 +209,9 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
             continue
 
         progress.global_step += 1
+        if models.ema_generator is not None:
+            update_ema(models.ema_generator, accelerator.unwrap_model(models.generator), config.ema_decay,
+                       progress.global_step)
         bar.update(1)
         bar.set_postfix({key: f"{value:.3g}" for key, value in result.losses.items()
                          if key in ("discriminator", "generator_total")})
@@ -206,15 +223,26 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
             checkpoint(accelerator, config, models, progress)
             saved_step = step
         if config.validation_steps > 0 and step % config.validation_steps == 0 and step < config.max_train_steps:
-            validation = run_validation(accelerator, config, models, validation_batch, settings, step)
+            validation = run_validation(accelerator, config, models, validation_batch, settings, step,
+                                        progress.images_seen)
+        if deadline is not None and _past(accelerator, deadline):
+            logger.info(f"--max_train_minutes {config.max_train_minutes} reached at step {step}: stopping")
+            break
     bar.close()
     _sync_counters(accelerator, progress, skipped_here, run_started)
     if saved_step != progress.global_step:
         # The final state, so that a longer run can resume; `finish` pushes the final model.
         checkpoint(accelerator, config, models, progress, push_model=False)
     if config.validation_steps >= 0:
-        validation = run_validation(accelerator, config, models, validation_batch, settings, progress.global_step)
+        validation = run_validation(accelerator, config, models, validation_batch, settings, progress.global_step,
+                                    progress.images_seen)
     return "completed", validation
+
+
+def _past(accelerator: Accelerator, deadline: float) -> bool:
+    """Whether the main process's clock has passed `deadline`; every rank gets the main process's answer."""
+    flag = torch.tensor([float(time.monotonic() >= deadline)], device=accelerator.device)
+    return bool(accelerator.gather(flag)[0] > 0)
 
 
 def _sync_counters(accelerator: Accelerator, progress: Progress, skipped_here: torch.Tensor,
@@ -237,7 +265,7 @@ def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels,
                            config.checkpoints_total_limit)
     logger.info(f"saved {path}")
     if push_model and config.push_checkpoints and accelerator.is_main_process:
-        model = trained_model(config, models, accelerator.unwrap_model(models.generator))
+        model = trained_model(config, models, models.published_generator(accelerator))
         summary = {"config": config.to_dict(), **dataclasses.asdict(progress), "num_processes":
                    accelerator.num_processes, "components": model.components(),
                    "untrained_components": model.untrained, "final_validation": None}
@@ -247,19 +275,22 @@ def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels,
 
 
 def run_validation(accelerator: Accelerator, config: TrainConfig, models: GANModels, batch: dict | None,
-                   settings: Any, step: int) -> dict[str, float] | None:
-    """Validate on the main process (the others wait); log metrics and the image grid, save the grid as PNG."""
+                   settings: Any, step: int, images_seen: int) -> dict[str, float] | None:
+    """Validate on the main process (the others wait); log metrics and the image grid, save the grid as PNG and
+    append the metrics to ``validation/metrics.jsonl`` (one line per validation: the learning curve)."""
     metrics = None
     if accelerator.is_main_process:
-        unwrapped = dataclasses.replace(models, generator=accelerator.unwrap_model(models.generator))
+        unwrapped = dataclasses.replace(models, generator=models.published_generator(accelerator))
         with accelerator.autocast():
-            metrics, grid = validate(config.stage, unwrapped, batch, settings)
+            metrics, grid = validate(config.stage, unwrapped, batch, settings, config.guidance)
         accelerator.log({f"validation/{key}": value for key, value in metrics.items()}, step=step)
         tracker = accelerator.get_tracker("tensorboard", unwrap=True)
         tracker.add_image("validation/masked | guidance | output | target", grid, global_step=step)
         folder = Path(config.output_dir) / "validation"
         folder.mkdir(exist_ok=True)
         _save_png(grid, folder / f"step-{step:07d}.png")
+        with open(folder / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": step, "images_seen": images_seen, **metrics}) + "\n")
         logger.info(f"step {step}: validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
     accelerator.wait_for_everyone()
     return metrics
@@ -296,7 +327,7 @@ def finish(accelerator: Accelerator, config: TrainConfig, models: GANModels, pro
             f"{last[-1][1] if last else 'not saved (no checkpoint yet)'}; resume it with --resume_from_checkpoint "
             "latest, with a lower --learning_rate or --mixed_precision no")
     elif accelerator.is_main_process:
-        model = trained_model(config, models, accelerator.unwrap_model(models.generator))
+        model = trained_model(config, models, models.published_generator(accelerator))
         summary.update(components=model.components(), untrained_components=model.untrained)
         model.save(output_dir, render_model_card(summary))
         if config.push_to_hub:

@@ -14,6 +14,7 @@ bicubic resize and one mask per image, i.e. the rate of one loader worker. Print
 from __future__ import annotations
 
 import argparse
+import sys
 import dataclasses
 import tempfile
 import time
@@ -22,12 +23,16 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 CONFIGS = {
     "paper": dict(resolution=256, base_channels=64, residual_blocks=8),
     "small": dict(resolution=64, base_channels=8, residual_blocks=1),
+    # What a 2-core CPU trains: the shipped checkpoint's size.
+    "cpu": dict(resolution=128, base_channels=32, residual_blocks=4, pixels_per_cell=4, hog_scale=0.12),
 }
 
 
@@ -36,7 +41,8 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, device: str, workdir: Path) -> float:
+def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, device: str, workdir: Path,
+                mixed_precision: str = "no", prefill: str = "none") -> float:
     """Images per second of `train_step` for `stage` ("structure", "inpaint", "joint" or "deepfill")."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -49,16 +55,18 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
     vgg = workdir / "vgg16.safetensors"
     if not vgg.exists():
         safetensors.torch.save_model(VGG16Features(), str(vgg))
-    guide = workdir / f"structure-{config_name}"
+    guide = workdir / f"structure-{config_name}-{prefill}"
     if stage == "joint" and not guide.exists():
-        StructureGenerator(size["base_channels"], size["residual_blocks"]).save_pretrained(guide)
+        StructureGenerator(size["base_channels"], size["residual_blocks"], pixels_per_cell=size.get("pixels_per_cell", 8),
+                           hog_scale=size.get("hog_scale", 0.05), prefill=prefill).save_pretrained(guide)
     options = {"structure": dict(stage="structure"), "inpaint": dict(stage="inpaint"),
                "joint": dict(stage="joint", structure_model=str(guide)),
                "deepfill": dict(model="deepfill", stage="inpaint", base_channels=None)}[stage]
-    config = training.TrainConfig(**{**size, "train_batch_size": batch_size, "vgg_weights": str(vgg), **options})
+    config = training.TrainConfig(**{**size, "train_batch_size": batch_size, "vgg_weights": str(vgg), **options,
+                                     "mixed_precision": mixed_precision, "prefill": prefill})
 
     AcceleratorState._reset_state(reset_partial_state=True)
-    accelerator = Accelerator(cpu=device == "cpu")
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
     models = training.build_models(config)
     g_opt, d_opt = training.make_optimizers(models, config)
     generator, discriminator, g_opt, d_opt = accelerator.prepare(models.generator, models.discriminator, g_opt, d_opt)
@@ -114,6 +122,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=None, help="default: 8, or 2 for the paper config on CPU")
     parser.add_argument("--data_images", type=int, default=200, help="images timed through the data path (0: skip)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU")
+    parser.add_argument("--mixed_precision", nargs="+", choices=["no", "bf16", "fp16"], default=["no", "bf16"],
+                        help="precisions compared in the same run (the first is the reference of the ratio)")
+    parser.add_argument("--prefill", choices=["none", "harmonic", "biharmonic"], default="none")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,8 +137,13 @@ def main() -> None:
             steps = args.steps or (2 if slow else 5)
             print(f"\n{config_name} config {CONFIGS[config_name]}, batch {batch_size}, {steps} timed steps")
             for stage in args.stages:
-                rate = bench_stage(stage, config_name, batch_size, steps, args.device, Path(folder))
-                print(f"  {stage:<10} {rate:8.2f} images/s  ({batch_size / rate:7.3f} s/step)")
+                reference = None
+                for precision in args.mixed_precision:
+                    rate = bench_stage(stage, config_name, batch_size, steps, args.device, Path(folder), precision,
+                                       args.prefill)
+                    reference = reference or rate
+                    print(f"  {stage:<10} {precision:<4} {rate:8.2f} images/s  ({batch_size / rate:7.3f} s/step)  "
+                          f"x{rate / reference:.2f}")
 
     faces, masks = SHARED_DATA / "faces", SHARED_DATA / "masks" / "nvidia-irregular-test"
     if args.data_images and faces.is_dir():

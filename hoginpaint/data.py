@@ -63,6 +63,23 @@ def load_image_dataset(
     return dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
 
 
+def load_image_datasets(
+    sources: list[str],
+    split: str,
+    image_column: str,
+    streaming: bool = True,
+    seed: int = 0,
+) -> datasets.IterableDataset:
+    """`load_image_dataset` of each source, interleaved one image from each in turn until every source is
+    exhausted (`datasets.interleave_datasets`, "all_exhausted": the smaller sources are repeated meanwhile)."""
+    if not sources:
+        raise ValueError("no training data source given; pass --train_data_dir or --dataset_name")
+    streams = [load_image_dataset(source, split, image_column, streaming) for source in sources]
+    if len(streams) == 1:
+        return streams[0]
+    return datasets.interleave_datasets(streams, seed=seed, stopping_strategy="all_exhausted")
+
+
 def validation_split_name(source: str) -> str:
     """The first of ``validation``, ``valid``, ``test`` that `source` has, or `ValueError` naming the splits it has."""
     path = Path(source).expanduser()

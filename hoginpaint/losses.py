@@ -37,12 +37,20 @@ class LossWeights:
     perceptual: float = 0.1
     style: float = 250.0
     feature_matching: float = 0.0
+    l1_hole: float = 1.0  # relative weight of hole pixels in the L1 terms (1: the paper's plain mean)
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"loss weight {field.name} must be a finite number >= 0, got {value!r}")
+
+    def reconstruction(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The unweighted L1 term: the plain mean (``l1_hole == 1``, the paper's) or hole pixels weighing
+        ``l1_hole`` against 1 for known ones (partial convolutions' 6:1)."""
+        if self.l1_hole == 1:
+            return l1_loss(pred, target)
+        return masked_l1_loss(pred, target, mask, weight_known=1.0, weight_missing=self.l1_hole)
 
     @property
     def needs_vgg(self) -> bool:

@@ -47,7 +47,8 @@ from hoginpaint import losses
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, StructureGenerator
-from hoginpaint.stages import inpaint_stage, structure_stage
+from hoginpaint.prefill import PrefillKind, check_prefill_kind
+from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
 
 Stage = Literal["structure", "inpaint", "joint"]
 ModelName = Literal["hoginpaint", "deepfill"]
@@ -91,9 +92,17 @@ class TrainConfig:
                                               "the paper's (hoginpaint 64; DeepFill v2 48 for G, 64 for D)")
     residual_blocks: int = _option(8, "residual blocks in each generator (paper: 8)")
     pixels_per_cell: int = _option(8, "HOG cell size in pixels (paper: 8)")
+    prefill: PrefillKind = _option("none", "classical pre-fill of the hole that the generators refine "
+                                           "(hoginpaint.prefill): none is the paper's (hole zeroed); biharmonic "
+                                           "makes G and G_H predict a correction of a biharmonic fill, starting "
+                                           "at that classical floor. Recorded in the generators' config.json")
     hog_scale: float = _option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
                                                 "to [0, 1] (hoginpaint.hog; 0.05 suits 256 px with 8-pixel cells, "
                                                 "0.12 suits 128 px with 4-pixel cells)")
+
+    guidance: Literal["hog", "zeros"] = _option("hog", "what guides G while it trains: the HOG image (the paper), or "
+                                                    "zeros (an ablation that measures what the HOG guidance adds; "
+                                                    "the exported model is not meant for use)")
 
     # Losses (defaults: the paper's weights, hoginpaint.losses.LossWeights)
     structure_l1_weight: float = _option(_PAPER_WEIGHTS.structure_l1, "structure stage: L1 weight")
@@ -107,13 +116,20 @@ class TrainConfig:
                                                          "(needs VGG weights)")
     feature_matching_weight: float = _option(_PAPER_WEIGHTS.feature_matching,
                                              "discriminator feature-matching weight (off in the paper)")
+    l1_hole_weight: float = _option(1.0, "weight of hole pixels in every L1 term, known pixels weighing 1 (1: the "
+                                         "paper's plain mean; partial convolutions use 6)")
+    adversarial_warmup_steps: int = _option(0, "optimizer steps trained without the adversarial and feature-matching "
+                                               "terms before they are switched on (GLCIC's reconstruction warm-up; "
+                                               "the discriminator still trains meanwhile)")
     vgg_weights: str | None = _option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
                                             "perceptual and style losses; without it they are fetched from the Hub")
 
     # Data
     dataset_name: str = _option("flwrlabs/celeba", "Hub dataset id (ignored when --train_data_dir is given)")
     train_data_dir: str | None = _option(None, "a local folder of images or of parquet shards (Hub layout) to "
-                                               "train on instead of --dataset_name")
+                                               "train on instead of --dataset_name; several, comma-separated, are "
+                                               "interleaved (datasets.interleave_datasets, one image from each in "
+                                               "turn) and validated on together")
     train_split: str = _option("train", "split to train on")
     validation_split: str | None = _option(None, "split to validate on; default: the first of validation, valid, "
                                                  "test that the dataset has")
@@ -133,10 +149,16 @@ class TrainConfig:
     train_batch_size: int = _option(8, "images per rank and step")
     gradient_accumulation_steps: int = _option(1, "micro-batches accumulated per optimizer step")
     max_train_steps: int = _option(10000, "optimizer steps to train for (counting the resumed ones)")
+    max_train_minutes: float | None = _option(None, "stop after this many minutes of training in this run (a "
+                                                    "checkpoint and the model are written as at the last step); for "
+                                                    "time-boxed runs, e.g. a GPU lease")
     learning_rate: float = _option(1e-4, "generator learning rate (Adam)")
     d_lr_ratio: float = _option(0.1, "discriminator learning rate / generator learning rate")
     adam_beta1: float = _option(0.0, "Adam beta1")
     adam_beta2: float = _option(0.9, "Adam beta2")
+    ema_decay: float = _option(0.0, "decay of an exponential moving average of G's weights that validation and the "
+                                    "exported model use (0: off, the paper; 0.999 as in MAT and Yazıcı et al. "
+                                    "2019), warmed up as min(decay, (1 + step) / (10 + step))")
     mixed_precision: Literal["no", "fp16", "bf16"] = _option("no", "mixed precision (fp16 needs CUDA)")
     seed: int = _option(0, "seed of the weights, the data order and the masks")
     max_nonfinite_steps: int = _option(0, "consecutive steps with a NaN/Inf loss tolerated (their updates are "
@@ -169,7 +191,15 @@ class TrainConfig:
                      "gradient_accumulation_steps", "max_train_steps", "num_validation_images",
                      "shuffle_buffer_size", "shuffle_input_shards", "max_train_samples", "checkpoints_total_limit"):
             positive(name)
-        for name in ("checkpointing_steps", "dataloader_num_workers", "max_nonfinite_steps"):
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ValueError(f"--max_train_minutes must be positive, got {self.max_train_minutes}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"--ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not (math.isfinite(self.l1_hole_weight) and self.l1_hole_weight > 0):
+            raise ValueError(f"--l1_hole_weight must be a positive number, got {self.l1_hole_weight}")
+        check_prefill_kind(self.prefill)
+        for name in ("checkpointing_steps", "dataloader_num_workers", "max_nonfinite_steps",
+                     "adversarial_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.validation_steps < -1:
@@ -200,11 +230,19 @@ class TrainConfig:
             perceptual=self.perceptual_weight,
             style=self.style_weight,
             feature_matching=self.feature_matching_weight,
+            l1_hole=self.l1_hole_weight,
         )
 
     @property
     def data_source(self) -> str:
         return self.train_data_dir or self.dataset_name
+
+    @property
+    def data_sources(self) -> list[str]:
+        """The training sources: the comma-separated folders of --train_data_dir, else --dataset_name."""
+        if self.train_data_dir:
+            return [part.strip() for part in self.train_data_dir.split(",") if part.strip()]
+        return [self.dataset_name]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values of every field, the Hub token left out."""
@@ -263,6 +301,21 @@ class GANModels:
     structure_generator: nn.Module | None = None
     inpaint_generator: nn.Module | None = None
     vgg: nn.Module | None = None
+    ema_generator: nn.Module | None = None  # the moving average of `generator`'s weights (--ema_decay)
+
+    def published_generator(self, accelerator: Any) -> nn.Module:
+        """What validation and export use: the moving average when there is one, else the trained generator."""
+        return self.ema_generator if self.ema_generator is not None else accelerator.unwrap_model(self.generator)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """`ema ← d·ema + (1 - d)·model` for parameters (buffers copied), with d = min(decay, (1 + step) / (10 + step))."""
+    decay = min(decay, (1 + step) / (10 + step))
+    for average, current in zip(ema.parameters(), model.parameters()):
+        average.lerp_(current.detach().to(average.dtype), 1 - decay)
+    for average, current in zip(ema.buffers(), model.buffers()):
+        average.copy_(current)
 
 
 def load_generator(cls: type[nn.Module], reference: str, component: str) -> nn.Module:
@@ -311,10 +364,14 @@ def build_models(config: TrainConfig) -> GANModels:
                              f"not {config.hog_scale}; pass --hog_scale {structure_generator.hog_scale}")
     if config.inpaint_model:
         inpaint_generator = load_generator(InpaintGenerator, config.inpaint_model, "inpaint_generator")
+    for name, loaded in (("--structure_model", structure_generator), ("--inpaint_model", inpaint_generator)):
+        if loaded is not None and loaded.prefill != config.prefill:
+            raise ValueError(f"{getattr(config, name[2:])} ({name}) was trained with --prefill {loaded.prefill}, not "
+                             f"{config.prefill}; pass --prefill {loaded.prefill}")
 
     if config.stage == "structure":
         generator: nn.Module = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
-                                                  hog_scale=config.hog_scale)
+                                                  hog_scale=config.hog_scale, prefill=config.prefill)
         # D_H sees the HOG image and the grayscale face together, as EdgeConnect's edge discriminator.
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
@@ -322,7 +379,7 @@ def build_models(config: TrainConfig) -> GANModels:
         return GANModels("hoginpaint", generator, discriminator, None, inpaint_generator)
 
     generator = inpaint_generator.train() if inpaint_generator is not None else InpaintGenerator(
-        width, config.residual_blocks)
+        width, config.residual_blocks, prefill=config.prefill)
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
     return GANModels("hoginpaint", generator, PatchDiscriminator(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
@@ -377,6 +434,10 @@ class _SettingsCarrier:
     def hog_settings(self) -> HOGSettings:
         return self.settings
 
+    @property
+    def prefill(self) -> str:
+        return prefill_kind(self.generator)
+
 
 def show_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`image` with its hole painted white, for viewing."""
@@ -384,7 +445,7 @@ def show_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def forward_stage(stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
-                  settings: HOGSettings) -> StageOutputs:
+                  settings: HOGSettings, guidance_kind: Literal["hog", "zeros"] = "hog") -> StageOutputs:
     """Run the stage's generator on `image` `(B, 3, H, W)` with holes `mask` `(B, 1, H, W)` (1 = hole).
 
     `settings` are the HOG settings of the targets (`hog_settings`).
@@ -411,12 +472,18 @@ def forward_stage(stage: Stage, models: GANModels, image: torch.Tensor, mask: to
             guidance=result.hog_known,
             composited=result.guidance,
         )
+    filled = None
     if stage == "inpaint":
         guidance = target_hog  # known cells and ground-truth hole cells: the whole ground-truth HOG image
     else:
         with torch.no_grad():
-            guidance = structure_stage(models.structure_generator, image, mask).guidance
-    raw, composited = inpaint_stage(models.generator, image, mask, guidance)
+            structure = structure_stage(models.structure_generator, image, mask)
+        guidance = structure.guidance
+        if prefill_kind(models.structure_generator) == prefill_kind(models.generator):
+            filled = structure.filled
+    if guidance_kind == "zeros":
+        guidance = torch.zeros_like(guidance)
+    raw, composited = inpaint_stage(models.generator, image, mask, guidance, filled=filled)
     return StageOutputs(real=image, fake=raw, prediction=raw, target=image, masked=show_masked(image, mask),
                         guidance=guidance, composited=composited)
 
@@ -452,7 +519,8 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
     else:
         fake_logits, _ = discriminator(outputs.fake)
     terms = {
-        "l1": (weights.structure_l1 if structure else weights.l1) * losses.l1_loss(outputs.prediction, outputs.target),
+        "l1": (weights.structure_l1 if structure else weights.l1)
+        * weights.reconstruction(outputs.prediction, outputs.target, mask),
         "adversarial": (weights.structure_adversarial if structure else weights.adversarial)
         * losses.generator_adversarial_loss(fake_logits),
     }
@@ -502,14 +570,15 @@ class StepResult:
 
 def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.optim.Optimizer,
                discriminator_optimizer: torch.optim.Optimizer, image: torch.Tensor, mask: torch.Tensor,
-               stage: Stage, weights: LossWeights, settings: HOGSettings) -> StepResult:
+               stage: Stage, weights: LossWeights, settings: HOGSettings,
+               guidance_kind: Literal["hog", "zeros"] = "hog") -> StepResult:
     """One GAN update of the stage's generator and discriminator (see the module docstring for the order).
 
     `models.generator` / `.discriminator` and the optimizers are the ones `accelerator.prepare` returned.
     """
     with accelerator.accumulate(models.generator, models.discriminator):
         with accelerator.autocast():
-            outputs = forward_stage(stage, models, image, mask, settings)
+            outputs = forward_stage(stage, models, image, mask, settings, guidance_kind)
             d_loss = discriminator_loss(models.discriminator, outputs, mask)
         if not all_finite(accelerator, d_loss):
             discriminator_optimizer.zero_grad(set_to_none=True)
@@ -561,6 +630,25 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
     return float(np.mean(values))
 
 
+def identity_distance(prediction: torch.Tensor, target: torch.Tensor, side: int = 256) -> float:
+    """Mean dlib face-descriptor distance between targets and predictions `(B, 3, H, W)`, both resized to `side`
+    (dlib's detector misses faces much under 80 px); faces dlib does not find on the target are left out (NaN if
+    none is found)."""
+    import torch.nn.functional as F
+
+    from hoginpaint import metrics
+
+    def resized(images: torch.Tensor) -> torch.Tensor:
+        images = images.float().cpu()
+        if images.shape[-1] == side:
+            return images
+        return F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
+
+    distances = metrics.identity_distances(resized(target), resized(prediction))
+    found = distances[~torch.isnan(distances)]
+    return float(found.mean()) if len(found) else math.nan
+
+
 def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
     """Rows of images side by side: columns of `(B, 1|3, H, W)` → `(3, B·H, len(columns)·W)` in [0, 1]."""
     rgb = [column.float().clamp(0, 1).expand(-1, 3, -1, -1).cpu() for column in columns]
@@ -569,18 +657,20 @@ def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor],
-             settings: HOGSettings) -> tuple[dict[str, float], torch.Tensor]:
+def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], settings: HOGSettings,
+             guidance_kind: Literal["hog", "zeros"] = "hog") -> tuple[dict[str, float], torch.Tensor]:
     """PSNR / SSIM of the composited output on the fixed validation batch, and its grid
     (masked | guidance | output | target). `models` hold unwrapped networks; modes are restored."""
     generator = models.generator
     was_training = generator.training
     generator.eval()
     try:
-        outputs = forward_stage(stage, models, batch["image"], batch["mask"], settings)
+        outputs = forward_stage(stage, models, batch["image"], batch["mask"], settings, guidance_kind)
     finally:
         generator.train(was_training)
     metrics = {"psnr": psnr(outputs.composited, outputs.target), "ssim": ssim(outputs.composited, outputs.target)}
+    if stage != "structure" and models.name == "hoginpaint":
+        metrics["identity_distance"] = identity_distance(outputs.composited, outputs.target)
     grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])
     return metrics, grid
 
@@ -720,7 +810,8 @@ def training_batches(config: TrainConfig, rank: int, world_size: int, resume_ste
     """Endless batches of this rank's share of the training split (see `hoginpaint.data`), on the CPU."""
     from hoginpaint import data
 
-    images = data.load_image_dataset(config.data_source, config.train_split, config.image_column, config.streaming)
+    images = data.load_image_datasets(config.data_sources, config.train_split, config.image_column, config.streaming,
+                                      seed=config.seed)
     images = data.training_stream(images, config.seed, rank, world_size, config.shuffle_buffer_size,
                                   config.shuffle_input_shards, config.max_train_samples, resume_step)
     stream = data.FaceMaskStream(images, config.image_column, config.resolution, mask_source(config, "train"),
@@ -734,10 +825,18 @@ def validation_data(config: TrainConfig) -> dict[str, torch.Tensor]:
     drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume)."""
     from hoginpaint import data
 
-    split = config.validation_split or data.validation_split_name(config.data_source)
-    images = data.load_image_dataset(config.data_source, split, config.image_column, streaming=True)
-    return data.validation_batch(images, config.image_column, config.resolution, config.num_validation_images,
-                                 mask_source(config, "eval"), config.seed)
+    sources = config.data_sources
+    batches = []
+    for index, source in enumerate(sources):
+        # An equal share of the batch from each source, the first ones taking the remainder.
+        count = config.num_validation_images // len(sources) + (index < config.num_validation_images % len(sources))
+        if count == 0:
+            continue
+        split = config.validation_split or data.validation_split_name(source)
+        images = data.load_image_dataset(source, split, config.image_column, streaming=True)
+        batches.append(data.validation_batch(images, config.image_column, config.resolution, count,
+                                             mask_source(config, "eval"), config.seed))
+    return {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -795,13 +894,14 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
             if models.inpaint_generator is not None:
                 inpaint = _detached_copy(models.inpaint_generator)
             else:
-                inpaint, untrained = InpaintGenerator(width, config.residual_blocks).eval(), ["inpaint_generator"]
+                inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill).eval()
+                untrained = ["inpaint_generator"]
         else:
             inpaint = trained
             if models.structure_generator is not None:
                 structure = _detached_copy(models.structure_generator)
             else:
                 structure = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
-                                               hog_scale=config.hog_scale).eval()
+                                               hog_scale=config.hog_scale, prefill=config.prefill).eval()
                 untrained = ["structure_generator"]
     return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)

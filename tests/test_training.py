@@ -357,3 +357,52 @@ def test_deepfill_exports_an_inpainter_that_the_baselines_load(tmp_path):
     assert training.state_hash(inpainter.generator) == training.state_hash(models.generator)
     card = (tmp_path / "deepfill" / "README.md").read_text()
     assert "deepfill-v2" in card and 'load("deepfill", model=' in card and "SN-PatchGAN hinge" in card
+
+
+def test_inpaint_losses_equal_a_hand_computed_reference_with_the_style_term_on_the_hole_only():
+    torch.manual_seed(0)
+    vgg = VGG16Features().eval()
+    discriminator = training.PatchDiscriminator(in_channels=3, base_channels=8)
+    target, prediction = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 8:20, 10:26] = 1
+    outputs = training.StageOutputs(real=target, fake=prediction, prediction=prediction, target=target,
+                                    masked=target, guidance=mask, composited=prediction)
+    weights = losses.LossWeights(l1_hole=6.0)
+    with training.frozen(discriminator):
+        terms = training.generator_losses("inpaint", outputs, mask, discriminator, vgg, weights)
+    hole_weight = mask * 6 + (1 - mask)
+    assert torch.allclose(terms["l1"], (hole_weight * (prediction - target).abs()).mean())
+    assert torch.allclose(terms["perceptual"], 0.1 * losses.perceptual_loss(vgg(prediction), vgg(target)))
+    expected_style = 250 * losses.style_loss(vgg(prediction * mask), vgg(target * mask))
+    whole_image_style = 250 * losses.style_loss(vgg(prediction), vgg(target))
+    assert torch.allclose(terms["style"], expected_style)
+    assert not torch.allclose(terms["style"], whole_image_style, rtol=0.05)  # the test can tell the two apart
+    logits, _ = discriminator(prediction)
+    assert torch.allclose(terms["adversarial"], 0.1 * losses.generator_adversarial_loss(logits))
+    assert torch.allclose(terms["total"], sum(value for key, value in terms.items() if key != "total"))
+
+
+def test_ema_update_warms_up_then_follows_the_decay():
+    model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        ema.weight.zero_()
+        model.weight.fill_(1.0)
+    training.update_ema(ema, model, decay=0.999, step=0)  # warm-up: decay (1 + 0) / (10 + 0) = 0.1
+    assert torch.allclose(ema.weight, torch.full((2, 2), 0.9))
+    training.update_ema(ema, model, decay=0.5, step=1000)  # past the warm-up: the decay itself
+    assert torch.allclose(ema.weight, torch.full((2, 2), 0.95))
+
+
+def test_several_training_sources_are_interleaved_and_validated_together(shared_data, tmp_path):
+    config = training.TrainConfig(train_data_dir=f"{shared_data / 'celeba'},{shared_data / 'faces'}",
+                                  resolution=64, num_validation_images=5, mask_kind="rectangle")
+    assert config.data_sources == [str(shared_data / "celeba"), str(shared_data / "faces")]
+    batch = training.validation_data(config)
+    assert batch["image"].shape == (5, 3, 64, 64) and batch["mask"].shape == (5, 1, 64, 64)
+    from hoginpaint import data
+
+    stream = data.load_image_datasets(config.data_sources, "train", "image")
+    # CelebA's training images are 128 px, UTKFace's 200 px: one from each source in turn.
+    sizes = [data.decode_image(example["image"]).size[0] for example, _ in zip(stream, range(6))]
+    assert sizes == [128, 200, 128, 200, 128, 200]
