@@ -152,6 +152,24 @@ def test_hole_cells_cover_every_cell_the_hole_can_change(faces):
     assert (changed * (1 - cells)).sum() == 0
 
 
+def test_hole_cells_include_the_neighbours_of_a_hole_that_ends_on_a_cell_edge(faces):
+    # The hole is exactly cell (13, 8): the central differences of the pixels just outside it read it, so the cells
+    # around it change too, and the one-pixel growth must mark them.
+    image = faces[:1].float()
+    mask = torch.zeros(1, 1, 256, 256)
+    mask[:, :, 104:112, 64:72] = 1
+    cells = hole_cells(mask, 8)
+    expected = torch.zeros(1, 1, 32, 32)
+    expected[:, :, 12:15, 7:10] = 1
+    assert torch.equal(cells[:, :, ::8, ::8], expected)
+    scribbled = image.clone()
+    scribbled[:, :, 104:112, 64:72] = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    changed = (guidance_target(scribbled) != guidance_target(image)).float()
+    changed_cells = torch.nn.functional.max_pool2d(changed, 8)  # (1, 1, 32, 32): which cells changed
+    assert changed_cells[0, 0, 13, 8] == 1 and changed_cells.sum() > 1  # neighbours changed as well
+    assert (changed * (1 - cells)).sum() == 0
+
+
 def test_composite_guidance_takes_hole_cells_from_the_prediction():
     known = torch.full((1, 1, 32, 32), 0.25)
     pred = torch.full((1, 1, 32, 32), 0.75)
