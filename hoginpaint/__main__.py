@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hoginpaint.config import add_options
+
 # The checkpoint shipped with the repository, used when --model is not given.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "hoginpaint"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -44,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inpaint = commands.add_parser(
         "inpaint", help="fill the holes of one image or of a folder of images",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Fill the masked parts of face images. Folder mode: --image DIR --mask DIR --output DIR, images "
                     "and masks matched by file stem; unmatched files are reported.")
-    _add_options(inpaint, InpaintOptions)
+    add_options(inpaint, InpaintOptions)
     return parser
 
 
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_inpaint(options: InpaintOptions) -> int:
     """Inpaint one image or a folder; returns the exit status (2 if any image failed)."""
     if options.batch_size < 1 or options.feather < 0:
-        raise ValueError("--batch-size must be at least 1 and --feather at least 0")
+        raise ValueError("--batch_size must be at least 1 and --feather at least 0")
     if options.image.is_dir():
         if not options.mask.is_dir():
             raise ValueError(f"--image {options.image} is a folder, so --mask must be a folder too")
@@ -195,25 +198,6 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def _some(names: typing.Iterable[str], limit: int = 5) -> str:
     names = list(names)
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _add_options(parser: argparse.ArgumentParser, options: type) -> None:
-    """One `--flag-name` per dataclass field: required when it has no default, store_true for bools."""
-    hints = typing.get_type_hints(options)
-    for option in dataclasses.fields(options):
-        flag, kind = "--" + option.name.replace("_", "-"), hints[option.name]
-        help_text = option.metadata.get("help", "")
-        if kind is bool:
-            parser.add_argument(flag, dest=option.name, action="store_true", help=help_text)
-            continue
-        arguments = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        convert = arguments[0] if arguments else kind  # `str | None` → str
-        required = option.default is dataclasses.MISSING
-        if not required and option.default is not None:
-            help_text += f" (default: {option.default})"
-        parser.add_argument(flag, dest=option.name, type=convert, required=required,
-                            default=argparse.SUPPRESS if required else option.default, help=help_text,
-                            metavar=option.name.upper())
 
 
 if __name__ == "__main__":

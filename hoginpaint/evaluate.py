@@ -40,17 +40,16 @@ import itertools
 import json
 import math
 import time
-import types
-import typing
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from hoginpaint import faces, metrics
+from hoginpaint import config, faces, metrics
+from hoginpaint.config import option
 from hoginpaint.masks import FolderMasks
 
 MaskSplit = Literal["eval", "train", "all"]
@@ -61,11 +60,7 @@ METRIC_TITLES = {"l1": "L1", "psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_gray": "
                  "identity_distance": "identity distance (dlib)", "same_person_rate": "same-person rate (< 0.6)"}
 
 
-def _option(default: Any, help: str) -> Any:
-    """A config field: its default and the help text argparse shows for it."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+_option = option
 
 
 @dataclass
@@ -126,35 +121,12 @@ class EvalConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """One `--option` per `EvalConfig` field, its help and default from the field."""
-    parser = argparse.ArgumentParser(prog="python -m hoginpaint.evaluate", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    hints = typing.get_type_hints(EvalConfig)
-    for config_field in fields(EvalConfig):
-        kind = hints[config_field.name]
-        default = config_field.default_factory() if callable(config_field.default_factory) else config_field.default
-        arguments: dict[str, Any] = {"help": config_field.metadata["help"], "default": default}
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # `X | None`
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        if typing.get_origin(kind) is Literal:
-            arguments["choices"] = typing.get_args(kind)
-        elif typing.get_origin(kind) is list:
-            arguments.update(nargs="+", type=typing.get_args(kind)[0])
-        elif kind is bool:
-            arguments["action"] = argparse.BooleanOptionalAction
-        else:
-            arguments["type"] = kind
-        parser.add_argument(f"--{config_field.name}", **arguments)
-    return parser
+    return config.build_parser(EvalConfig, prog="python -m hoginpaint.evaluate", description=__doc__.split("\n")[0])
 
 
 def config_from_args(argv: list[str] | None = None) -> EvalConfig:
     """Parse `argv` (default: sys.argv) into a validated `EvalConfig`; a bad value exits with the parser's usage."""
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
-    try:
-        return EvalConfig(**vars(namespace))
-    except ValueError as error:
-        parser.error(str(error))
+    return config.parse_config(EvalConfig, argv, parser=build_parser())
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -32,10 +32,8 @@ import math
 import os
 import re
 import shutil
-import types
-import typing
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hoginpaint import losses
+from hoginpaint import config, losses
+from hoginpaint.config import option
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, StructureGenerator
@@ -60,11 +59,7 @@ DEEPFILL_GENERATOR_WIDTH = 48  # the official cnum
 DEEPFILL_DISCRIMINATOR_WIDTH = 64
 
 
-def _option(default: Any, help: str) -> Any:
-    """A config field: its default and the help text argparse shows for it."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+_option = option
 
 
 @dataclass
@@ -253,32 +248,12 @@ class TrainConfig:
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one ``--option`` per `TrainConfig` field, its help and default from the field."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    hints = typing.get_type_hints(TrainConfig)
-    for config_field in fields(TrainConfig):
-        kind = hints[config_field.name]
-        arguments: dict[str, Any] = {"help": config_field.metadata["help"], "default": config_field.default}
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # `X | None`
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        if typing.get_origin(kind) is Literal:
-            arguments["choices"] = typing.get_args(kind)
-        elif kind is bool:
-            arguments["action"] = argparse.BooleanOptionalAction
-        else:
-            arguments["type"] = kind
-        parser.add_argument(f"--{config_field.name}", **arguments)
-    return parser
+    return config.build_parser(TrainConfig, description=description)
 
 
 def config_from_args(argv: list[str] | None = None, description: str | None = None) -> TrainConfig:
     """Parse `argv` (default: sys.argv) into a validated `TrainConfig`; a bad value exits with the parser's usage."""
-    parser = build_parser(description)
-    namespace = parser.parse_args(argv)
-    try:
-        return TrainConfig(**vars(namespace))
-    except ValueError as error:
-        parser.error(str(error))
+    return config.parse_config(TrainConfig, argv, parser=build_parser(description))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
