@@ -1,17 +1,26 @@
 """Hugging Face Space: HOG-guided face inpainting (Salem, Mahdi & Abbas) beside DeepFill v2 and Telea.
 
-Upload any photo, paint the hole (or upload a mask, white = hole) and compare the methods. The face is found with
-dlib and aligned to the training framing; only the hole is pasted back, at the photo's own resolution.
+Upload any photo, paint the hole (or upload a mask, white = hole, or press a button for a hole over the eyes, the
+nose, the mouth or a random irregular hole) and compare the methods. The face is found with dlib on the photo's known
+pixels and aligned to the training framing; only the hole is pasted back, at the photo's own resolution. Nothing
+under the hole reaches a method or a decision: it is blanked before any resampling, and the face is found on the
+photo with its hole white or filled by Telea.
 
 Models: `HOGINPAINT_MODEL` and `DEEPFILL_MODEL` (a Hub id with an optional `@revision`, or a local folder); by default
 the checkpoints shipped in `checkpoints/`. A model that cannot be loaded is reported on the page; the others still run.
+`HOGINPAINT_MASK_DIR`: the NVIDIA irregular masks the "irregular" hole is drawn from (default
+`../shared/data/masks/nvidia-irregular-test`; without it, free-form strokes).
 
     python app.py        # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are respected
 """
 from __future__ import annotations
 
+import io
 import os
+import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -21,8 +30,8 @@ import spaces
 import torch
 from PIL import Image
 
-from hoginpaint import baselines, faces
-from hoginpaint.imageio import check_mask_matches, load_image, load_mask, to_pil
+from hoginpaint import baselines, faces, masks
+from hoginpaint.imageio import MIN_IMAGE_SIDE, load_image, open_image_file
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_MODELS = {"hoginpaint": ROOT / "checkpoints" / "hoginpaint", "deepfill": ROOT / "checkpoints" / "deepfill"}
@@ -30,9 +39,21 @@ MODEL_ENV = {"hoginpaint": "HOGINPAINT_MODEL", "deepfill": "DEEPFILL_MODEL"}
 TITLES = {"hoginpaint": "HOG-guided", "deepfill": "DeepFill v2", "telea": "Telea"}
 EXAMPLES = [[str(ROOT / "assets" / "astronaut.jpg"), None],
             [str(ROOT / "assets" / "astronaut.jpg"), str(ROOT / "assets" / "astronaut_mask.png")]]
+HOLES = ("none", "eyes", "nose", "mouth", "irregular")  # the `hole` parameter: a hole added to the painted one
+MASK_DIR = Path(os.environ.get("HOGINPAINT_MASK_DIR", ROOT.parent / "shared" / "data" / "masks"
+                               / "nvidia-irregular-test"))
 GUIDANCE_SIDE = 256  # the HOG guidance is returned at least this tall
-DETECTION_SIDE = 800  # dlib looks for faces on a copy this size at most (it is slow on large photos)
+MAX_UPLOAD = "50mb"  # a 49 MP JPEG is ~15 MB; the editor uploads the photo again as PNG, ~25 MB for 12 MP
+OUTPUT_AGE = 600  # seconds a request's result files are kept for gradio to copy them into its cache
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+FRAME_NOTES = {
+    ("aligned", "fill"): "Face found: aligned to the training framing.",
+    ("aligned", "photo"): "Face found: aligned to the training framing.",
+    ("aligned", "face crop"): "Face found: aligned to the training framing (the photo was taken as a face crop: the "
+                              "face was found only with a lowered detection threshold).",
+    ("no face", None): "No face detected: cropped a padded square around the hole instead.",
+}
+OUTSIDE_NOTE = "The hole reaches outside the face: cropped a padded square around the hole instead."
 
 
 def save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -75,6 +96,16 @@ MODEL_STATUS = "  \n".join(status for _, status in METHODS.values())
 CROP_SIZE = getattr(METHODS["hoginpaint"][0], "resolution", 256)
 
 
+def irregular_source() -> masks.MaskSource:
+    """The NVIDIA irregular masks (evaluation split, as they are), or free-form strokes when they are absent."""
+    if MASK_DIR.is_dir():
+        return masks.FolderMasks(MASK_DIR, split="eval", augment=False)
+    return masks.make_mask_source("free_form")
+
+
+IRREGULAR = irregular_source()
+
+
 def unopened(image: gr.Image) -> gr.Image:
     """Make `image` hand the handler the uploaded file's path without opening it.
 
@@ -87,67 +118,124 @@ def unopened(image: gr.Image) -> gr.Image:
     return image
 
 
+def unopened_layers(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """The same for an ImageEditor: background, layers and composite reach the handler as paths (or bytes), so a
+    bad brush layer gets the worded refusal the photo and the mask get."""
+    editor.convert_and_format_image = lambda file, flatten_on_white=False: (
+        None if file is None else bytes(file) if isinstance(file, (bytes, bytearray, memoryview)) else file.path)
+    return editor
+
+
+BOMB_DETAIL = re.compile(r" \(Image size \(\d+ pixels\) exceeds limit of \d+ pixels[^()]*\)")
+
+
 def refusal(what: str, error: ValueError, path: str | None) -> str:
-    """A loader's message for the page: which input, and "the file" for the server's copy of the upload."""
-    return f"{what}: {str(error).replace(path, 'the file') if path else error}"
+    """A loader's message for the page: which input, "the file" for the server's copy of the upload, and none of
+    Pillow's internals."""
+    message = BOMB_DETAIL.sub("", str(error))
+    if path:
+        message = message.replace(f"the image {path}", "the file").replace(path, "the file")
+    return f"{what}: {message}"
 
 
-def read_hole(photo: torch.Tensor, mask_file: str | None, brush: dict | None) -> tuple[np.ndarray, bool]:
-    """The hole: the uploaded mask's white and the painted strokes → (`(H, W)` bool, painted on the photo only)."""
-    height, width = photo.shape[-2:]
-    hole = np.zeros((height, width), dtype=bool)
-    if mask_file is not None:
-        mask = load_mask(mask_file)  # (1, H, W)
-        check_mask_matches(photo, mask)
-        hole |= mask[0].numpy() >= 0.5
-    for layer in (brush or {}).get("layers") or []:
-        stroke = load_mask(layer, from_alpha=True)[0].numpy()
-        if stroke.shape != hole.shape:  # the canvas may hold a scaled copy of the photo
-            stroke = cv2.resize(stroke, (width, height), interpolation=cv2.INTER_NEAREST)
-        hole |= stroke >= 0.5
-    if not hole.any():
-        raise ValueError("the mask is empty: paint over the part of the face to fill in, or upload a mask "
-                         "(white = hole)")
-    if hole.all():
-        raise ValueError("the mask covers the whole photo: leave the rest of the face visible, it is what the hole "
-                         "is filled from")
-    return hole, mask_file is None
+def open_upload(upload: str | bytes) -> Image.Image:
+    """An uploaded file (a path, or the bytes gradio kept in memory) opened with `open_image_file`'s checks."""
+    if isinstance(upload, str):
+        return open_image_file(upload)
+    with tempfile.NamedTemporaryFile(suffix=".png") as file:
+        file.write(upload)
+        file.flush()
+        return open_image_file(file.name)
 
 
-def frame(photo: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Where the models look → (`(2, 3)` map of photo pixels onto the CROP_SIZE square, the face's 68 landmarks or
-    None, a status note). The face that overlaps the hole most is aligned to the training framing; when no face is
-    found, or the hole reaches outside the aligned crop, a padded square around the hole is taken instead."""
-    ys, xs = np.nonzero(hole)
-    scale = min(1.0, DETECTION_SIDE / max(photo.shape[:2]))
-    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
-    boxes = faces.detect_faces(small, upsample=1)  # largest first
-    if not boxes:
-        return square_around(hole), None, "No face detected: cropped a padded square around the hole instead."
-    overlap = [np.count_nonzero((xs * scale >= box.left) & (xs * scale <= box.right) & (ys * scale >= box.top)
-                                & (ys * scale <= box.bottom)) for box in boxes]
-    box = boxes[int(np.argmax(overlap))]
-    landmarks = faces.landmarks68(photo, faces.FaceBox(*(round(v / scale) for v in (box.left, box.top, box.right,
-                                                                                    box.bottom))))
-    transform = faces.align_face(photo, landmarks, size=CROP_SIZE).transform
-    crop_xy = transform @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)  # (2, hole pixels)
-    if ((crop_xy >= -0.5) & (crop_xy <= CROP_SIZE - 0.5)).all():
-        return transform, landmarks, "Face found: aligned to the training framing."
-    return square_around(hole), landmarks, ("The hole reaches outside the face: cropped a padded square around the "
-                                            "hole instead.")
+def read_photo(path: str) -> np.ndarray:
+    """The photo as uint8 `(H, W, 3)`: 8-bit RGB and gray photos without a float copy (a 49 MP photo is 147 MB,
+    not 590 MB); other modes (transparency, 16 bits) through `load_image`'s conversions."""
+    image = open_image_file(path)
+    if image.mode in ("RGB", "L") and min(image.size) >= MIN_IMAGE_SIDE:
+        return np.asarray(image.convert("RGB"))
+    return faces.to_rgb_array(load_image(image))
 
 
-def square_around(hole: np.ndarray) -> np.ndarray:
-    """A square twice the hole's size (64 px at least), inside the photo where it fits → `(2, 3)` map onto the
-    CROP_SIZE square (beyond the photo's edge, the crop mirrors it)."""
-    ys, xs = np.nonzero(hole)
-    side = max(2.0 * (max(xs.max() - xs.min(), ys.max() - ys.min()) + 1), 64.0)
-    corner = []
-    for low, high, extent in ((xs.min(), xs.max(), hole.shape[1]), (ys.min(), ys.max(), hole.shape[0])):
-        centred = (low + high + 1 - side) / 2
-        corner.append(min(max(centred, 0.0), extent - side) if side <= extent else (extent - side) / 2)
-    zoom = CROP_SIZE / side
-    return np.array([[zoom, 0.0, -corner[0] * zoom], [0.0, zoom, -corner[1] * zoom]])
+def read_hole(size: tuple[int, int], mask_file: str | None, brush: dict | None
+              ) -> tuple[np.ndarray, Image.Image | None]:
+    """The uploaded mask's white and the painted strokes → (`(H, W)` bool, the mask image or None)."""
+    try:
+        mask = open_upload(mask_file) if mask_file is not None else None
+        layers = []
+        for layer in (brush or {}).get("layers") or []:
+            try:
+                layers.append(open_upload(layer))
+            except ValueError as error:
+                raise gr.Error(refusal("Brush layer", error, layer if isinstance(layer, str) else None)) from None
+        return masks.editor_hole(size, mask, layers), mask
+    except ValueError as error:
+        raise gr.Error(refusal("Mask", error, mask_file)) from None
+
+
+def preset_hole(pixels: np.ndarray, hole: np.ndarray, choice: str, rng: np.random.Generator) -> np.ndarray:
+    """The hole of a button: over the eyes, the nose or the mouth of the face (its landmarks found on the known
+    pixels), or a random irregular mask on the face's aligned crop (the whole photo without a face) → `(H, W)` bool."""
+    if choice not in HOLES:
+        raise ValueError(f"unknown hole {choice!r}; expected one of {', '.join(HOLES)}")
+    height, width = hole.shape
+    if choice == "none":
+        return np.zeros_like(hole)
+    landmarks, _ = faces.find_landmarks(pixels, hole)
+    if choice == "irregular":
+        if landmarks is None:
+            return IRREGULAR.sample(rng, (height, width)) > 0.5
+        drawn = IRREGULAR.sample(rng, CROP_SIZE)
+        border = CROP_SIZE // 8  # keep the hole on the face, clear of the crop's edge
+        drawn[:border], drawn[-border:], drawn[:, :border], drawn[:, -border:] = 0, 0, 0, 0
+        return faces.mask_from_aligned(drawn, faces.aligned_transform(landmarks, CROP_SIZE), (width, height))
+    if landmarks is None:
+        raise ValueError(f"no face found to put the {choice} hole on: paint the hole instead, or upload a mask")
+    return faces.feature_mask(landmarks, (height, width), choice) > 0.5
+
+
+def paint_preset(photo: str | None, brush: dict | None, choice: str) -> dict | None:
+    """A button's hole added to the strokes on the canvas, as one editable layer."""
+    if photo is None:
+        gr.Warning("No photo: upload one, or pick an example, first.")
+        return brush
+    try:
+        pixels = read_photo(photo)
+    except ValueError as error:
+        gr.Warning(refusal("Photo", error, photo))
+        return brush
+    hole, _ = read_hole(pixels.shape[:2], None, brush)
+    try:
+        hole |= preset_hole(pixels, hole, choice, np.random.default_rng())
+    except ValueError as error:
+        gr.Warning(f"Hole: {error}")
+        return brush
+    layer = Path(output_folder()) / "layer.png"
+    masks.layer_image(hole).save(layer)
+    return {"background": photo, "layers": [str(layer)], "composite": photo}
+
+
+def output_folder() -> str:
+    """A fresh folder for one request's files, in gradio's upload folder; folders of earlier requests older than
+    OUTPUT_AGE are removed (gradio has copied their files into its cache by then)."""
+    parent = Path(gr.utils.get_upload_folder()) / "hoginpaint-outputs"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > OUTPUT_AGE:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    return tempfile.mkdtemp(dir=parent)
+
+
+def write_png(pixels: np.ndarray, folder: str, name: str) -> str:
+    """`(H, W, 3)` uint8 RGB → a PNG file (zlib level 1: a 49 MP result encodes ~3x faster than at gradio's level 6,
+    for ~30 % more bytes) → its path."""
+    path = str(Path(folder) / f"{name}.png")
+    if not cv2.imwrite(path, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"could not write {path}")
+    return path
 
 
 @spaces.GPU(duration=60)
@@ -161,55 +249,82 @@ def run_methods(crop: Image.Image, crop_hole: Image.Image) -> dict[str, tuple[Im
     return results
 
 
-def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = None, intact: bool = True):
-    """Fill the hole of `photo` (white in `mask`, else the painted strokes) with every loaded method.
+def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = None, intact: bool = True,
+            hole: str = "none"):
+    """Fill the hole of `photo` (white in `mask`, the painted strokes, and the `hole` of a button: "eyes", "nose",
+    "mouth", "irregular" or "none") with every loaded method.
 
-    Returns the masked photo, the HOG guidance, the HOG-guided, DeepFill v2 and Telea results (PNG, the photo's
+    Returns the masked photo, the HOG guidance, the HOG-guided, DeepFill v2 and Telea results (PNG files, the photo's
     size, equal to it outside the hole), a before/after pair, the identity table and a status line.
     """
     if photo is None:
         raise gr.Error("No photo: upload one, or pick an example, first.")
     try:
-        image = load_image(photo)  # (3, H, W) in [0, 1]
+        pixels = read_photo(photo)  # (H, W, 3) uint8
     except ValueError as error:
         raise gr.Error(refusal("Photo", error, photo)) from None
+    painted, mask_image = read_hole(pixels.shape[:2], mask, brush)
     try:
-        hole, painted = read_hole(image, mask, brush)
+        painted |= preset_hole(pixels, painted, hole, np.random.default_rng())
+    except ValueError as error:
+        raise gr.Error(f"Hole: {error}") from None
+    try:
+        masks.check_hole(painted, mask_image)
     except ValueError as error:
         raise gr.Error(refusal("Mask", error, mask)) from None
-    pixels = faces.to_rgb_array(image)  # (H, W, 3) uint8
-    transform, landmarks, note = frame(pixels, hole)
-    crop = cv2.warpAffine(pixels, transform, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT_101)
-    crop_hole = faces.warp_mask_to_aligned(hole, transform, CROP_SIZE)
+
+    framed = faces.frame(pixels, painted, CROP_SIZE)
+    crop, crop_hole = faces.crop_known(pixels, painted, framed.transform, CROP_SIZE)
     results = run_methods(Image.fromarray(crop), Image.fromarray((crop_hole * 255).astype(np.uint8)))
 
-    masked = to_pil(torch.where(torch.from_numpy(hole)[None], 1.0, image))
-    filled = {name: faces.paste_aligned(pixels, result, transform, hole) for name, (result, _) in results.items()}
+    # One full-size image at a time: written to a PNG file and dropped (a 49 MP photo's copies are 147 MB each).
+    folder = output_folder()
+    region, shifted = face_region(framed.landmarks, painted.shape)
+    reference = faces.face_descriptor(pixels[region], landmarks=shifted) if shifted is not None else None
+    masked = pixels.copy()
+    masked[painted] = 255
+    files, descriptors = {"masked": write_png(masked, folder, "masked")}, {}
+    if reference is not None:
+        descriptors["masked input"] = faces.face_descriptor(masked[region], landmarks=shifted)
+    del masked
+    for name, (result, _) in results.items():
+        filled = pixels.copy()
+        faces.paste_into(filled, result, framed.transform, painted)
+        files[name] = write_png(filled, folder, name)
+        if reference is not None:
+            descriptors[TITLES[name]] = faces.face_descriptor(filled[region], landmarks=shifted)
+        del filled
+
     guidance = results.get("hoginpaint", (None, None))[1]
     if guidance is not None:  # enlarged by a whole factor, nearest neighbour: HOG cells stay crisp on the page
         factor = -(-GUIDANCE_SIDE // guidance.height)
         guidance = guidance.resize((guidance.width * factor, guidance.height * factor), Image.NEAREST)
-    notes = [note] + [status for method, status in METHODS.values() if method is None]
-    table = identity_table(pixels, masked, filled, landmarks) if (intact or painted) and landmarks is not None \
-        else None
-    if table is None:
-        notes.append("No identity distances: " + ("no face was found." if landmarks is None else
+    notes = [FRAME_NOTES.get((framed.kind, framed.found_on), OUTSIDE_NOTE)]
+    notes += [status for method, status in METHODS.values() if method is None]
+    table = None
+    if reference is not None and (intact or mask is None):
+        table = [[title, round(distance, 3), "yes" if distance < faces.SAME_PERSON_THRESHOLD else "no"]
+                 for title, distance in ((title, faces.identity_distance(reference, descriptor))
+                                         for title, descriptor in descriptors.items())]
+    else:
+        notes.append("No identity distances: " + ("no face was found." if reference is None else
                                                   "the photo is not intact under the hole."))
-    after = filled["hoginpaint"] if "hoginpaint" in filled else filled["telea"]
-    return (masked, guidance, filled.get("hoginpaint"), filled.get("deepfill"), filled["telea"], (masked, after),
-            table, "  \n".join(notes))
+    after = files.get("hoginpaint", files["telea"])
+    return (files["masked"], guidance, files.get("hoginpaint"), files.get("deepfill"), files["telea"],
+            (files["masked"], after), table, "  \n".join(notes))
 
 
-def identity_table(original: np.ndarray, masked: Image.Image, filled: dict[str, Image.Image],
-                   landmarks: np.ndarray) -> list[list]:
-    """dlib identity distance of each image to the original photo, at the original face's landmarks."""
-    reference = faces.face_descriptor(original, landmarks=landmarks)
-    rows = []
-    for title, candidate in [("masked input", masked)] + [(TITLES[name], image) for name, image in filled.items()]:
-        distance = faces.identity_distance(reference, faces.face_descriptor(candidate, landmarks=landmarks))
-        rows.append([title, round(distance, 3), "yes" if distance < faces.SAME_PERSON_THRESHOLD else "no"])
-    return rows
+def face_region(landmarks: np.ndarray | None, shape: tuple[int, int]
+                ) -> tuple[tuple[slice, slice], np.ndarray | None]:
+    """The window around a face that its identity descriptor reads (the landmarks' box and as much again on every
+    side), and the landmarks in it: descriptors then cost what the face costs, not the photo."""
+    if landmarks is None:
+        return (slice(None), slice(None)), None
+    low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+    reach = high - low
+    left, top = np.maximum(np.floor(low - reach), 0).astype(int)
+    right, bottom = np.minimum(np.ceil(high + reach) + 1, (shape[1], shape[0])).astype(int)
+    return (slice(top, bottom), slice(left, right)), landmarks - (left, top)
 
 
 def show_in_editor(photo: str | None) -> dict | None:
@@ -217,7 +332,7 @@ def show_in_editor(photo: str | None) -> dict | None:
     if photo is None:
         return None
     try:
-        load_image(photo)
+        read_photo(photo)
     except ValueError as error:
         gr.Warning(refusal("Photo", error, photo))
         return None
@@ -239,10 +354,17 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
                                  info="Untick when the photo is already damaged where the mask is white.")
             gr.Examples(EXAMPLES, inputs=[photo, mask])
         with gr.Column(scale=2):
-            brush = gr.ImageEditor(label="2. Paint the hole (brush, eraser, undo above the canvas)", type="pil",
-                                   image_mode="RGBA", format="png", sources=(), transforms=(), layers=False,
-                                   height=560, elem_id="brush", brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
+            with gr.Row():
+                buttons = {choice: gr.Button(f"Hole over the {choice}" if choice != "irregular" else
+                                             "Random irregular hole", size="sm", elem_id=f"hole-{choice}")
+                           for choice in HOLES[1:]}
+            brush = unopened_layers(gr.ImageEditor(
+                label="2. Paint the hole (brush, eraser, undo above the canvas)", type="filepath", image_mode="RGBA",
+                format="png", sources=(), transforms=(), layers=False, height=560, elem_id="brush",
+                brush=gr.Brush(colors=["#ffffff"], color_mode="fixed")))
             run = gr.Button("Inpaint", variant="primary", elem_id="run")
+            hole = gr.Dropdown(list(HOLES), value="none", visible=False,
+                               label="Hole added to the painted one (API: eyes, nose, mouth, irregular)")
             status = gr.Markdown(label="Status", elem_id="status")
     with gr.Row(equal_height=True):
         outputs = [gr.Image(label=label, format="png", type="pil", height=256, buttons=["download"],
@@ -254,7 +376,10 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
         table = gr.Dataframe(headers=["image", "identity distance to the original", "same person (< 0.6)"],
                              label="Identity (dlib descriptors; lower is closer)", interactive=False)
     photo.change(show_in_editor, photo, brush, api_visibility="private")
-    run.click(inpaint, [photo, mask, brush, intact], [*outputs, slider, table, status], api_name="inpaint")
+    for choice, button in buttons.items():
+        button.click(lambda photo, brush, choice=choice: paint_preset(photo, brush, choice), [photo, brush], brush,
+                     api_visibility="private")
+    run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs, slider, table, status], api_name="inpaint")
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=1, max_size=16).launch()
+    demo.queue(default_concurrency_limit=1, max_size=16).launch(max_file_size=MAX_UPLOAD)

@@ -304,14 +304,18 @@ def invert_transform(transform: np.ndarray) -> np.ndarray:
 def warp_mask_to_aligned(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
     """A hole mask `(H, W)` of the original photo (1 = hole) in the aligned crop → `(size, size)` float32 {0, 1}.
 
-    A crop pixel is a hole when any part of it comes from a hole pixel (bilinear weight > 0), as
-    `hoginpaint.imageio.prepare` does when it resizes a mask, so the model regenerates everything the hole touches.
+    A crop pixel is a hole when any photo pixel its bicubic sample reads (4x4 around it) is a hole, so the model
+    regenerates everything the hole touches and no known crop pixel holds anything of the hole. Outside the photo the
+    mask is mirrored as `align_face` mirrors the image: a mirrored hole pixel is a hole too.
     """
     mask = np.asarray(mask, dtype=np.float32)
     if mask.ndim != 2:
         raise ValueError(f"mask must be (H, W), got {mask.shape}")
-    warped = cv2.warpAffine(mask, np.asarray(transform, dtype=np.float64), (size, size), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # Bicubic reads pixels floor(p) - 1 .. floor(p) + 2, bilinear floor(p) .. floor(p) + 1: a bilinear read of the
+    # mask grown by one pixel sees every hole pixel the bicubic read of the image sees.
+    grown = cv2.dilate((mask > 0.5).astype(np.float32), np.ones((3, 3), np.uint8))
+    warped = cv2.warpAffine(grown, np.asarray(transform, dtype=np.float64), (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT_101)
     return (warped > 1e-3).astype(np.float32)
 
 
@@ -348,16 +352,240 @@ def paste_aligned(original: RGBImage, aligned_result: RGBImage, transform: np.nd
     """
     photo = to_rgb_array(original)
     height, width = photo.shape[:2]
-    pixels, inside = unwarp_from_aligned(aligned_result, transform, (width, height))
-    replace = inside
-    if mask_in_original is not None:
-        mask = np.asarray(mask_in_original, dtype=np.float32)
-        if mask.shape != (height, width):
-            raise ValueError(f"mask_in_original is {mask.shape[::-1]} (w, h) but the photo is {width}x{height}; "
-                             "pass the mask of the original photo")
-        replace = inside & (mask > 0.5)
-    result = np.where(replace[..., None], np.round(pixels).astype(np.uint8), photo)
+    if mask_in_original is None:
+        mask_in_original = np.ones((height, width), dtype=bool)
+    mask = np.asarray(mask_in_original)
+    if mask.shape != (height, width):
+        raise ValueError(f"mask_in_original is {mask.shape[::-1]} (w, h) but the photo is {width}x{height}; "
+                         "pass the mask of the original photo")
+    result = photo.copy()
+    paste_into(result, aligned_result, transform, mask > 0.5)
     return Image.fromarray(result)
+
+
+def paste_into(photo: np.ndarray, aligned_result: RGBImage, transform: np.ndarray, hole: np.ndarray) -> None:
+    """Write `aligned_result` warped back into `photo` `(H, W, 3)` uint8, in place, where `hole` `(H, W)` bool is
+    True and the crop covers the pixel; the same pixels as `paste_aligned`.
+
+    Only the window around the hole pixels the crop can reach is resampled, so the cost follows the hole and the
+    crop, not the photo (a 49-megapixel photo costs what its face costs).
+    """
+    height, width = photo.shape[:2]
+    crop = to_rgb_array(aligned_result)
+    size = crop.shape[0]
+    inverse = invert_transform(transform)
+    corners = inverse @ np.array([[-0.5, -0.5, 1], [size - 0.5, -0.5, 1], [-0.5, size - 0.5, 1],
+                                  [size - 0.5, size - 0.5, 1]]).T  # (2, 4): the crop's outline in the photo
+    box = hole_box(hole)
+    if box is None:
+        return
+    left = max(box[0], int(np.floor(corners[0].min())))
+    top = max(box[1], int(np.floor(corners[1].min())))
+    right = min(box[2], int(np.ceil(corners[0].max())) + 1)
+    bottom = min(box[3], int(np.ceil(corners[1].max())) + 1)
+    if left >= right or top >= bottom:
+        return
+    window = np.array(transform, dtype=np.float64)
+    window[:, 2] += window[:, :2] @ np.array([left, top], dtype=np.float64)  # window pixel → crop pixel
+    pixels, inside = unwarp_from_aligned(crop, window, (right - left, bottom - top))
+    replace = inside & hole[top:bottom, left:right]
+    region = photo[top:bottom, left:right]
+    region[replace] = np.round(pixels[replace]).astype(np.uint8)
+
+
+def hole_box(hole: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the True pixels of `hole` `(H, W)` → `(left, top, right, bottom)`, right and bottom
+    exclusive; None when there are none."""
+    rows, columns = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Framing a photo for the models: only its known pixels decide where the crop lies and only they are resampled
+
+DETECTION_SIDE = 800  # faces are looked for on a copy this size at most: the cost follows the face, not the photo
+# An image is taken as a face crop when it is about square and a weak detection (the detector's threshold lowered
+# by FACE_CROP_THRESHOLD) fills FACE_CROP_MIN_SHARE of its shorter side: a face whose eyes or mouth a large hole
+# hides scores low but still fills the frame. On 90 CelebA faces under 40-60 % NVIDIA holes, the landmarks from
+# such weak boxes were within 15 px (at 256 px) of the intact face's in 51 of 75 detections.
+FACE_CROP_MAX_ASPECT = 1.35
+FACE_CROP_MIN_SHARE = 0.35
+FACE_CROP_THRESHOLD = -1.0
+
+FrameKind = Literal["aligned", "hole outside face", "no face"]
+FoundOn = Literal["photo", "fill", "face crop"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the models look: `transform` `(2, 3)` maps photo pixels onto the square crop; `landmarks` `(68, 2)`
+    are the face's in photo pixels, or None. `kind`: "aligned" (the face in the training framing), "hole outside
+    face" (a face was found but the hole reaches outside its aligned crop: a square around the hole), "no face" (a
+    square around the hole). `found_on`: where the face was found — "fill" (the photo with its hole filled by
+    Telea), "photo" (the photo with its hole white), "face crop" (a weak detection in an image that is itself a face
+    crop)."""
+
+    transform: np.ndarray
+    landmarks: np.ndarray | None
+    kind: FrameKind
+    found_on: FoundOn | None
+
+
+def aligned_transform(landmarks: np.ndarray, size: int, framing: Framing = UTKFACE_FRAMING) -> np.ndarray:
+    """The `(2, 3)` map of photo pixels onto the `size` crop in which the face of `landmarks` `(68, 2)` sits in
+    `framing` (what `align_face` warps with)."""
+    return _similarity(anchor_points(landmarks), framing.points(size))
+
+
+def shrink_known(photo: np.ndarray, hole: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """A copy of `photo` `(H, W, 3)` uint8 at most `max_side` on its longer side (area averaging), in which every
+    pixel the hole `(H, W)` bool touches is a hole and black → `(copy, its hole, scale)`. Nothing under the hole
+    reaches the copy's known pixels."""
+    height, width = hole.shape
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+    else:
+        small, small_hole = photo.copy(), hole.copy()
+    small[small_hole] = 0
+    return small, small_hole, scale
+
+
+def fill_hole(photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Telea's classical fill of `hole` `(H, W)` bool in `photo` `(H, W, 3)` uint8 → uint8, from the known pixels
+    only (the hole is blanked first)."""
+    if not hole.any():
+        return photo.copy()
+    blank = np.where(hole[..., None], np.uint8(0), photo)
+    return cv2.inpaint(blank, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
+def face_crop_boxes(image: RGBImage) -> list[FaceBox]:
+    """Weak detections in an image that is itself a face crop (about square, the face filling it), best first;
+    [] for other images. See `FACE_CROP_THRESHOLD`."""
+    array = to_rgb_array(image)
+    height, width = array.shape[:2]
+    if max(height, width) > FACE_CROP_MAX_ASPECT * min(height, width):
+        return []
+    rectangles, scores, _ = _detector().run(array, 1, FACE_CROP_THRESHOLD)
+    boxes = [FaceBox(r.left(), r.top(), r.right(), r.bottom(), float(score)) for r, score in zip(rectangles, scores)
+             if r.width() >= FACE_CROP_MIN_SHARE * min(height, width)]
+    return sorted(boxes, key=lambda box: box.score, reverse=True)
+
+
+def find_landmarks(photo: np.ndarray, hole: np.ndarray, max_side: int = DETECTION_SIDE
+                   ) -> tuple[np.ndarray | None, FoundOn | None]:
+    """The 68 landmarks of the face the hole overlaps most, from the known pixels of `photo` `(H, W, 3)` uint8 only
+    → (`(68, 2)` photo pixels or None, where the face was found).
+
+    Looked for on a copy at most `max_side` on its longer side: on Telea's fill of the hole (a face whose eyes the
+    hole covers is still a face there), then with the hole white (the damaged photo as its owner sees it), then, for
+    an image that is a face crop, on the fill with a lowered threshold (`face_crop_boxes`). The landmarks are
+    predicted on the fill: what the hole hides never moves them.
+    """
+    small, small_hole, scale = shrink_known(photo, hole, max_side)
+    fill = fill_hole(small, small_hole)
+    found_on: FoundOn = "fill"
+    boxes = detect_faces(fill)
+    if not boxes and small_hole.any():
+        boxes, found_on = detect_faces(np.where(small_hole[..., None], np.uint8(255), small)), "photo"
+    if not boxes:
+        boxes, found_on = face_crop_boxes(fill), "face crop"
+    if not boxes:
+        return None, None
+    overlap = [np.count_nonzero(small_hole[max(box.top, 0):box.bottom + 1, max(box.left, 0):box.right + 1])
+               for box in boxes]
+    box = boxes[int(np.argmax(overlap))]  # the first of the largest overlaps: largest (or best) box on ties
+    return (landmarks68(fill, box) + 0.5) / scale - 0.5, found_on
+
+
+def square_around(hole: np.ndarray, size: int) -> np.ndarray:
+    """A square twice the hole's size (64 px at least), inside the photo where it fits → `(2, 3)` map onto the
+    `size` x `size` crop (beyond the photo's edge, the crop mirrors it)."""
+    left, top, right, bottom = hole_box(hole)
+    side = max(2.0 * max(right - left, bottom - top), 64.0)
+    corner = []
+    for low, high, extent in ((left, right, hole.shape[1]), (top, bottom, hole.shape[0])):
+        centred = (low + high - side) / 2
+        corner.append(min(max(centred, 0.0), extent - side) if side <= extent else (extent - side) / 2)
+    zoom = size / side
+    return np.array([[zoom, 0.0, -corner[0] * zoom], [0.0, zoom, -corner[1] * zoom]])
+
+
+def hole_inside_crop(hole: np.ndarray, transform: np.ndarray, size: int) -> bool:
+    """Whether every hole pixel of `hole` `(H, W)` bool lands inside the `size` crop of `transform`. The crop is
+    convex, so each row's first and last hole pixel decide."""
+    rows = np.flatnonzero(hole.any(axis=1))
+    row_holes = hole[rows]
+    first = row_holes.argmax(axis=1)
+    last = hole.shape[1] - 1 - row_holes[:, ::-1].argmax(axis=1)
+    xs, ys = np.concatenate([first, last]), np.concatenate([rows, rows])
+    crop_xy = np.asarray(transform, dtype=np.float64) @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
+    return bool(((crop_xy >= -0.5) & (crop_xy <= size - 0.5)).all())
+
+
+def frame(photo: np.ndarray, hole: np.ndarray, size: int, max_side: int = DETECTION_SIDE) -> Frame:
+    """Where the models look at `photo` `(H, W, 3)` uint8 with `hole` `(H, W)` bool (not empty): the face the hole
+    overlaps most, aligned to the training framing (`UTKFACE_FRAMING`) on a `size` crop; a square around the hole
+    (`square_around`) when no face is found or the hole reaches outside the aligned crop. Decided on the known
+    pixels only (`find_landmarks`)."""
+    landmarks, found_on = find_landmarks(photo, hole, max_side)
+    if landmarks is None:
+        return Frame(square_around(hole, size), None, "no face", None)
+    transform = aligned_transform(landmarks, size)
+    if hole_inside_crop(hole, transform, size):
+        return Frame(transform, landmarks, "aligned", found_on)
+    return Frame(square_around(hole, size), landmarks, "hole outside face", found_on)
+
+
+def crop_known(photo: np.ndarray, hole: np.ndarray, transform: np.ndarray, size: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The `size` crop of `photo` `(H, W, 3)` uint8 under `transform`, and its hole → (`(size, size, 3)` uint8,
+    `(size, size)` float32 {0, 1}).
+
+    The hole is blanked before any resampling and its mask goes through the same resampling, mirrored at the
+    photo's edge as the image is, so no known crop pixel holds anything of what lies under the hole. Only the part
+    of the photo the crop reads is resampled, and a crop smaller than that part is first area-averaged down to about
+    the crop's scale (no aliasing, and a cost that follows the crop, not the photo).
+    """
+    height, width = hole.shape
+    corners = invert_transform(transform) @ np.array([[-0.5, -0.5, 1], [size - 0.5, -0.5, 1],
+                                                     [-0.5, size - 0.5, 1], [size - 0.5, size - 0.5, 1]]).T
+    margin = 3  # bicubic reads two pixels beyond a sample; one more for rounding
+    (x0, y0), (x1, y1) = np.floor(corners.min(axis=1)) - margin, np.ceil(corners.max(axis=1)) + margin
+    # Mirrored reads beyond an edge come from as far inside it as they lie outside: keep those pixels too.
+    left, right = int(max(0, min(x0, 2 * (width - 1) - x1))), int(min(width - 1, max(x1, -x0)))
+    top, bottom = int(max(0, min(y0, 2 * (height - 1) - y1))), int(min(height - 1, max(y1, -y0)))
+    region, region_hole = photo[top:bottom + 1, left:right + 1], hole[top:bottom + 1, left:right + 1]
+    region_height, region_width = region_hole.shape
+    zoom = float(np.sqrt(abs(np.linalg.det(np.asarray(transform, dtype=np.float64)[:, :2]))))
+    if zoom < 1.0:
+        shrunk = (max(1, round(region_width * zoom)), max(1, round(region_height * zoom)))
+        fx, fy = shrunk[0] / region_width, shrunk[1] / region_height
+        region = cv2.resize(region, shrunk, interpolation=cv2.INTER_AREA)
+        region_hole = cv2.resize(region_hole.astype(np.float32), shrunk, interpolation=cv2.INTER_AREA) > 0
+    else:
+        fx = fy = 1.0
+        region = region.copy()
+    region[region_hole] = 0
+    # photo pixel (x, y) → region pixel ((x - left + 0.5) fx - 0.5, (y - top + 0.5) fy - 0.5)
+    to_region = np.array([[fx, 0.0, (0.5 - left) * fx - 0.5], [0.0, fy, (0.5 - top) * fy - 0.5]])
+    region_to_crop = np.asarray(transform, dtype=np.float64) @ np.vstack([invert_transform(to_region), [0, 0, 1]])
+    crop = cv2.warpAffine(np.ascontiguousarray(region), region_to_crop, (size, size), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REFLECT_101)
+    return crop, warp_mask_to_aligned(region_hole, region_to_crop, size)
+
+
+def mask_from_aligned(mask: np.ndarray, transform: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """A hole `(S, S)` drawn on the aligned crop, in the photo → `(H, W)` bool (nearest neighbour; nothing outside
+    the crop). `original_size`: `(width, height)` of the photo."""
+    mask = (np.asarray(mask) > 0.5).astype(np.uint8)
+    return cv2.warpAffine(mask, invert_transform(transform), tuple(original_size), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -379,12 +607,20 @@ def feature_mask(landmarks: np.ndarray, size: int | tuple[int, int], part: FaceP
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0 (a fraction of the eye distance), got {margin!r}")
     groups = {"eyes": (LEFT_EYE, RIGHT_EYE), "nose": (NOSE,), "mouth": (OUTER_LIPS,)}[part]
-    mask = np.zeros((height, width), dtype=np.uint8)
-    for group in groups:
-        hull = cv2.convexHull(np.round(landmarks[list(group)]).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
     left_eye, right_eye = anchor_points(landmarks)[:2]
     radius = int(round(margin * float(np.linalg.norm(right_eye - left_eye))))
+    # Drawn and dilated in the window the hole can reach: the cost follows the face, not the photo.
+    points = np.round(landmarks[[index for group in groups for index in group]]).astype(np.int64)
+    left, top = np.maximum(points.min(axis=0) - radius - 1, 0)
+    right, bottom = np.minimum(points.max(axis=0) + radius + 2, (width, height))
+    mask = np.zeros((height, width), dtype=np.float32)
+    if left >= right or top >= bottom:
+        return mask
+    window = np.zeros((bottom - top, right - left), dtype=np.uint8)
+    for group in groups:
+        hull = cv2.convexHull((np.round(landmarks[list(group)]) - (left, top)).astype(np.int32))
+        cv2.fillConvexPoly(window, hull, 1)
     if radius > 0:
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    return mask.astype(np.float32)
+        window = cv2.dilate(window, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    mask[top:bottom, left:right] = window
+    return mask

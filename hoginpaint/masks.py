@@ -735,3 +735,56 @@ def mask_to_pil(mask: Image.Image | np.ndarray | torch.Tensor) -> Image.Image:
     if tensor.shape[0] != 1:
         raise ValueError(f"mask_to_pil takes one mask, got a batch of {tensor.shape[0]}; pass mask[i:i+1]")
     return Image.fromarray((tensor[0, 0].cpu().numpy() * 255).astype(np.uint8))  # 2-D uint8 → mode "L"
+
+
+def editor_hole(size: tuple[int, int], mask: Image.Image | None = None,
+                layers: Sequence[Image.Image] = ()) -> np.ndarray:
+    """The hole a user gave an image editor → `(H, W)` bool: the white of an uploaded `mask` (luminance above 0.5)
+    and every opaque pixel (alpha above 0.5) of the painted `layers` (transparent images with the strokes).
+
+    `size`: the photo's `(H, W)`. The mask must be the photo's size (else a ValueError says so); a layer of another
+    size is the canvas's scaled copy and is resized (nearest). The hole may be empty: check it with `check_hole`
+    once everything that adds to it is in.
+    """
+    height, width = size
+    hole = np.zeros((height, width), dtype=bool)
+    if mask is not None:
+        if mask.size != (width, height):
+            raise ValueError(f"mask is {mask.size[0]}x{mask.size[1]} but image is {width}x{height}; pass a mask of "
+                             "the image's size")
+        hole |= _pil_to_unit(mask, from_alpha=False) > 0.5
+    for layer in layers:
+        stroke = _pil_to_unit(layer, from_alpha=True) > 0.5
+        if stroke.shape != hole.shape:  # the canvas may hold a scaled copy of the photo
+            stroke = cv2.resize(stroke.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        hole |= stroke
+    return hole
+
+
+def check_hole(hole: np.ndarray, mask: Image.Image | None = None) -> None:
+    """Refuse, with what to do, an empty hole `(H, W)` (with a hint when the uploaded `mask`'s strokes are in its
+    transparency rather than white) and a hole covering the whole photo."""
+    if not hole.any():
+        hint = ""
+        if mask is not None and _drawn_in_transparency(mask):
+            hint = (" the uploaded mask has no white pixel, but its transparency varies: the hole must be white, not "
+                    "transparent (white = hole, black = keep);")
+        raise ValueError(f"the mask is empty:{hint} paint over the part of the face to fill in, or upload a mask "
+                         "(white = hole)")
+    if hole.all():
+        raise ValueError("the mask covers the whole photo: leave the rest of the face visible, it is what the hole "
+                         "is filled from")
+
+
+def _drawn_in_transparency(mask: Image.Image) -> bool:
+    """Whether `mask` has an alpha channel that is not uniform (strokes drawn as opacity, not as white)."""
+    if mask.mode not in ("RGBA", "LA", "PA") and not (mask.mode == "P" and "transparency" in mask.info):
+        return False
+    low, high = mask.convert("RGBA").getchannel("A").getextrema()
+    return low != high
+
+
+def layer_image(hole: np.ndarray) -> Image.Image:
+    """A hole `(H, W)` bool as an image-editor layer: white and opaque on the hole, transparent elsewhere (RGBA)."""
+    alpha = np.asarray(hole, dtype=bool).astype(np.uint8) * 255
+    return Image.fromarray(np.dstack([alpha, alpha, alpha, alpha]))  # (H, W, 4) uint8: RGBA

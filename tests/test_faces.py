@@ -112,7 +112,8 @@ def test_align_then_paste_back_reproduces_the_photo(detected) -> None:
     aligned_hole = faces.warp_mask_to_aligned(hole, aligned.transform, 256)
     centre = aligned.transform @ np.array([170.0, 150.0, 1.0])
     assert aligned_hole[int(centre[1]), int(centre[0])] == 1
-    assert 0.95 < aligned_hole.sum() / (hole.sum() * abs(np.linalg.det(aligned.transform[:, :2]))) < 1.1
+    # ... grown by the bicubic read's reach (about 2 px around a 60 px square) and no more.
+    assert 1.0 < aligned_hole.sum() / (hole.sum() * abs(np.linalg.det(aligned.transform[:, :2]))) < 1.2
 
 
 @pytest.mark.parametrize("part, indices", [("eyes", faces.LEFT_EYE + faces.RIGHT_EYE), ("nose", faces.NOSE),
