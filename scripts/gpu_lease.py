@@ -176,6 +176,17 @@ def environment() -> dict[str, Any]:
             "cpus": os.cpu_count()}
 
 
+def preflight() -> str | None:
+    """Why training cannot start here (an import that fails, e.g. a package the device image lacks), or None."""
+    try:
+        import hoginpaint.data  # noqa: F401  (datasets)
+        import hoginpaint.pipeline  # noqa: F401
+        import hoginpaint.training  # noqa: F401
+    except Exception as error:  # noqa: BLE001  (any failure here is reported in lease.json, not raised)
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def run_benchmarks(lease: Lease) -> None:
     """Each benchmark in turn, capped by its own limit and by what is left of `--bench_minutes`."""
     bench_end = time.monotonic() + 60 * lease.args.bench_minutes
@@ -201,6 +212,8 @@ def train_command(lease: Lease, stage: str, minutes: float) -> list[str]:
                "--max_train_steps", str(args.max_train_steps),
                "--max_train_minutes", f"{minutes:.3f}",
                "--checkpointing_steps", "0", "--validation_steps", "-1",
+               # A lone NaN/Inf step in bf16 is skipped rather than end the stage without a model.
+               "--max_nonfinite_steps", str(args.max_nonfinite_steps),
                "--dataloader_num_workers", str(args.dataloader_num_workers),
                "--seed", str(args.seed)]
     if stage in ("inpaint", "joint") and (run_dir(lease, "structure") / "model_index.json").is_file():
@@ -224,7 +237,12 @@ def run_stages(lease: Lease, stages: list[str], window: float) -> None:
         lease.jobs.append(Job("train_joint", [], status="skipped",
                               details={"reason": "needs finished structure and inpaint runs"}))
         return
-    minutes = max(0.05, (window - lease.args.stage_overhead_s) / 60)
+    if window < lease.args.stage_overhead_s + 15:
+        for stage in stages:
+            lease.jobs.append(Job(f"train_{stage}", [], status="skipped",
+                                  details={"reason": f"{window:.0f} s left for it, too little to train"}))
+        return
+    minutes = (window - lease.args.stage_overhead_s) / 60
     # Killed only if it overruns its box by a lot, and never past the time the bundle needs.
     until = min(time.monotonic() + window + lease.args.stage_overhead_s, lease.deadline - lease.args.reserve_s)
     running = []
@@ -288,6 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataloader_num_workers", type=int, default=6, help="per stage")
     parser.add_argument("--max_train_steps", type=int, default=1_000_000, help="a ceiling; the time box governs")
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="bf16")
+    parser.add_argument("--max_nonfinite_steps", type=int, default=20,
+                        help="NaN/Inf steps in a row a stage skips before it stops")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry_run", action="store_true",
                         help="the same path on the CPU at toy size (64 px, base 8, 1 block, a few steps, toy "
@@ -314,10 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.lease_dir} holds no pack: run scripts/pack_lease.py and carry .lease")
     lease = Lease(args)
     print(f"lease: {args.budget_minutes} min budget on {lease.record['environment']['device']}", flush=True)
+    lease.record["preflight"] = problem = preflight()
     lease.write_back()
     if not args.no_benchmarks:
         run_benchmarks(lease)
         lease.write_back()
+    if problem is not None:
+        print(f"training skipped: {problem}", flush=True)  # the benchmarks' figures still come back
+        return 1
     window = lease.left() - args.reserve_s
     first_window = window * (1 - args.joint_share)
     run_stages(lease, ["structure", "inpaint"], first_window)
