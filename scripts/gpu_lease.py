@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -93,6 +94,8 @@ class Lease:
         self.started = time.monotonic()
         self.deadline = self.started + 60 * args.budget_minutes
         self.work = Path(args.work_dir)
+        for stale in [*self.work.glob("run-*"), self.work / "logs", self.work / "pipeline"]:
+            shutil.rmtree(stale, ignore_errors=True)  # an earlier lease's runs must never be bundled as this one's
         self.logs = self.work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.out = Path(args.out)
@@ -105,15 +108,15 @@ class Lease:
         """Seconds to the deadline."""
         return self.deadline - time.monotonic()
 
-    def start(self, job: Job, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, job: Job) -> subprocess.Popen:
+        """Start `job` in the repository root, its output going to `logs/<name>.txt`."""
         job.log = f"{job.name}.txt"
         handle = open(self.logs / job.log, "w")
         handle.write(f"$ {' '.join(job.command)}\n")
         handle.flush()
         self.jobs.append(job)
         job.details["started_s"] = round(time.monotonic() - self.started, 1)
-        process = subprocess.Popen(job.command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(job.command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
         process.log_handle = handle  # closed in `wait`
         return process
 

@@ -1,4 +1,4 @@
-"""The GPU lease path on the CPU: pack → scripts/gpu_lease.sh --dry_run → fp16 parts → join → verify → load → run.
+"""The GPU lease path on the CPU: pack → gpu_lease.sh --dry_run → fp16 parts → join → verify → load → run.
 
 The lease itself needs a GPU (README, "Using a GPU lease"); this rehearses every step of it at toy size so that the
 one prepared call does not rot between leases.
