@@ -97,9 +97,10 @@ CROP_SIZE = getattr(METHODS["hoginpaint"][0], "resolution", 256)
 
 
 def irregular_source() -> masks.MaskSource:
-    """The NVIDIA irregular masks (evaluation split, as they are), or free-form strokes when they are absent."""
+    """The NVIDIA irregular masks (evaluation split, 10-40 % holes, as they are), or free-form strokes when they
+    are absent."""
     if MASK_DIR.is_dir():
-        return masks.FolderMasks(MASK_DIR, split="eval", augment=False)
+        return masks.FolderMasks(MASK_DIR, buckets=(1, 2, 3), split="eval", augment=False)  # 10-40 % holes
     return masks.make_mask_source("free_form")
 
 
@@ -145,7 +146,10 @@ def open_upload(upload: str | bytes) -> Image.Image:
     with tempfile.NamedTemporaryFile(suffix=".png") as file:
         file.write(upload)
         file.flush()
-        return open_image_file(file.name)
+        try:
+            return open_image_file(file.name)
+        except ValueError as error:  # worded as for an uploaded path (see `refusal`)
+            raise ValueError(refusal("", error, file.name)[2:]) from None
 
 
 def read_photo(path: str) -> np.ndarray:
@@ -160,14 +164,14 @@ def read_photo(path: str) -> np.ndarray:
 def read_hole(size: tuple[int, int], mask_file: str | None, brush: dict | None
               ) -> tuple[np.ndarray, Image.Image | None]:
     """The uploaded mask's white and the painted strokes → (`(H, W)` bool, the mask image or None)."""
+    layers = []
+    for layer in (brush or {}).get("layers") or []:
+        try:
+            layers.append(open_upload(layer))
+        except ValueError as error:
+            raise gr.Error(refusal("Brush layer", error, layer if isinstance(layer, str) else None)) from None
     try:
         mask = open_upload(mask_file) if mask_file is not None else None
-        layers = []
-        for layer in (brush or {}).get("layers") or []:
-            try:
-                layers.append(open_upload(layer))
-            except ValueError as error:
-                raise gr.Error(refusal("Brush layer", error, layer if isinstance(layer, str) else None)) from None
         return masks.editor_hole(size, mask, layers), mask
     except ValueError as error:
         raise gr.Error(refusal("Mask", error, mask_file)) from None

@@ -110,6 +110,7 @@ def save_mask(hole: np.ndarray, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_results_equal_the_photo_outside_the_hole(client, val_face_images, tmp_path):
     photo = tmp_path / "face.png"
     val_face_images[0].save(photo)
@@ -133,6 +134,7 @@ def test_results_equal_the_photo_outside_the_hole(client, val_face_images, tmp_p
     assert "Face found" in status or "No face detected" in status
 
 
+@pytest.mark.slow
 def test_photo_with_a_face_is_aligned_and_identities_compared(client, tmp_path):
     masked, _, hog, _, telea, _, table, status = call(client, ASTRONAUT, ASTRONAUT_MASK)
     assert status.startswith("Face found: aligned to the training framing.")
@@ -149,6 +151,7 @@ def test_photo_with_a_face_is_aligned_and_identities_compared(client, tmp_path):
     assert "No identity distances: the photo is not intact under the hole." in status
 
 
+@pytest.mark.slow
 def test_without_a_face_the_crop_is_taken_around_the_hole(client, tmp_path):
     # A hole on the helmet, far from the face, and a photo without a face (a smooth non-square gradient).
     hole = np.zeros((512, 512), dtype=bool)
@@ -183,7 +186,9 @@ def png_header_only(width: int, height: int) -> bytes:
 BAD_INPUTS = {
     # name: (photo, mask, what the message must say)
     "not an image": ("notes.png", "astronaut_mask", "Photo: the file is not an image Pillow can read"),
-    "decompression bomb": ("bomb.png", "astronaut_mask", "Photo: the file is larger than 50,000,000 pixels"),
+    "decompression bomb": ("bomb.png", "astronaut_mask", "Photo: the file is larger than 50,000,000 pixels; "
+                                                          "downscale it before inpainting"),
+    "truncated": ("truncated.png", "astronaut_mask", "Photo: could not read the file: "),
     "one pixel": ("dot.png", "astronaut_mask", "Photo: image is 1x1; the smallest accepted is 16x16 pixels"),
     "mask not an image": ("astronaut", "notes.png", "Mask: the file is not an image Pillow can read"),
     "empty mask": ("astronaut", "empty.png", "Mask: the mask is empty"),
@@ -202,10 +207,13 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     Image.new("L", (512, 512), 0).save(folder / "empty.png")
     Image.new("L", (512, 512), 255).save(folder / "full.png")
     Image.new("L", (300, 200), 255).save(folder / "small.png")
-    files = {name: folder / name for name in ("notes.png", "bomb.png", "dot.png", "empty.png", "full.png", "small.png")}
+    (folder / "truncated.png").write_bytes(ASTRONAUT_MASK.read_bytes()[:400])
+    files = {name: folder / name for name in ("notes.png", "bomb.png", "dot.png", "empty.png", "full.png", "small.png",
+                                              "truncated.png")}
     return {**files, "astronaut": ASTRONAUT, "astronaut_mask": ASTRONAUT_MASK, None: None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_gets_a_message(client, bad_files, case):
     from gradio_client.exceptions import AppError
@@ -215,8 +223,38 @@ def test_bad_input_gets_a_message(client, bad_files, case):
         call(client, bad_files[photo], bad_files[mask])
     assert str(raised.value).startswith(message)
     assert "/tmp" not in str(raised.value) and "Traceback" not in str(raised.value)
+    assert "exceeds limit" not in str(raised.value) and "the image the file" not in str(raised.value)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("layer, message", [("notes.png", "Brush layer: the file is not an image Pillow can read"),
+                                            ("truncated.png", "Brush layer: could not read the file: "),
+                                            ("bomb.png", "Brush layer: the file is larger than 50,000,000 pixels; "
+                                                         "downscale it before inpainting")])
+def test_bad_brush_layer_gets_a_message(client, bad_files, layer, message):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    brush = {"background": None, "layers": [handle_file(str(bad_files[layer]))], "composite": None}
+    with pytest.raises(AppError) as raised:
+        client.submit(photo=handle_file(str(ASTRONAUT)), mask=None, brush=brush, intact=True,
+                      api_name="/inpaint").result(timeout=TIMEOUT)
+    assert str(raised.value).startswith(message)
+    assert "/tmp" not in str(raised.value) and "exceeds limit" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_api_takes_a_feature_hole(client):
+    from gradio_client import handle_file
+
+    masked, *_, table, status = client.submit(photo=handle_file(str(ASTRONAUT)), mask=None, intact=True,
+                                              hole="mouth", api_name="/inpaint").result(timeout=TIMEOUT)
+    assert status.startswith("Face found: aligned to the training framing.")
+    assert [row[0] for row in table["data"]] == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
+    assert 500 < (pixels(masked) != pixels(str(ASTRONAUT))).any(axis=-1).sum() < 5000
+
+
+@pytest.mark.slow
 def test_app_still_answers_after_bad_inputs(client):
     *_, status = call(client, ASTRONAUT, ASTRONAUT_MASK)
     assert status.startswith("Face found")
@@ -274,6 +312,84 @@ def test_other_methods_run_when_one_failed_to_load(app_module, monkeypatch):
     hole = np.asarray(Image.open(ASTRONAUT_MASK)) > 127
     original = pixels(str(ASTRONAUT))
     for result in (hog, telea):
-        np.testing.assert_array_equal(np.asarray(result).astype(np.int16)[~hole], original[~hole])
+        np.testing.assert_array_equal(pixels(result)[~hole], original[~hole])
     assert [row[0] for row in table] == ["masked input", "HOG-guided", "Telea"]
     assert "**DeepFill v2**: could not load `x`: broken" in status
+
+
+def outputs_as_arrays(outputs: tuple) -> list:
+    """Every image the handler returns as pixels (files and PIL images), and the table and status as they are."""
+    masked, guidance, hog, deepfill, telea, slider, table, status = outputs
+    return [pixels(masked), np.asarray(guidance), pixels(hog), pixels(deepfill), pixels(telea), pixels(slider[0]),
+            pixels(slider[1]), table, status]
+
+
+@pytest.mark.parametrize("where", ["interior", "edge"])
+def test_what_is_under_the_hole_never_reaches_an_output(app_module, val_face_images, tmp_path, where):
+    photo = np.asarray(val_face_images[1])
+    hole = np.zeros((256, 256), dtype=bool)
+    if where == "interior":
+        hole[100:150, 80:180] = True  # eyes and nose
+    else:
+        hole[196:, 70:190] = True  # the chin, down to the edge: the aligned crop reaches past the photo
+    mask = save_mask(hole, tmp_path / "mask.png")
+    runs = []
+    for seed in (None, 0):
+        damaged = photo.copy()
+        damaged[hole] = 255 if seed is None else np.random.default_rng(seed).integers(0, 256, (hole.sum(), 3))
+        Image.fromarray(damaged).save(tmp_path / f"photo-{seed}.png")
+        runs.append(outputs_as_arrays(app_module.inpaint(str(tmp_path / f"photo-{seed}.png"), str(mask), None, False)))
+    for white, noisy in zip(*runs):
+        if isinstance(white, np.ndarray):
+            np.testing.assert_array_equal(white, noisy)
+        else:
+            assert white == noisy
+    assert runs[0][-1].startswith("Face found")
+
+
+@pytest.mark.parametrize("part", ["eyes", "nose", "mouth"])
+def test_feature_hole_covers_its_part_and_gets_an_identity_table(app_module, part):
+    from hoginpaint import faces
+
+    masked, *_, table, status = app_module.inpaint(str(ASTRONAUT), None, None, True, part)
+    photo = pixels(str(ASTRONAUT))
+    landmarks = faces.landmarks68(photo.astype(np.uint8), faces.detect_faces(photo.astype(np.uint8))[0])
+    expected = faces.feature_mask(landmarks, photo.shape[:2], part) > 0.5
+    hole = (pixels(masked) == 255).all(axis=-1) & (photo != 255).any(axis=-1)
+    assert (hole & expected).sum() > 0.9 * (hole | expected).sum()  # the part, as found on the intact photo
+    assert status.startswith("Face found: aligned to the training framing.")
+    assert [row[0] for row in table] == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
+
+
+def test_irregular_hole_and_unknown_choice(app_module):
+    import gradio as gr
+
+    masked, *_, status = app_module.inpaint(str(ASTRONAUT), None, None, True, "irregular")
+    assert (pixels(masked) != pixels(str(ASTRONAUT))).any(axis=-1).mean() > 0.005
+    with pytest.raises(gr.Error, match="unknown hole 'ears'"):
+        app_module.inpaint(str(ASTRONAUT), None, None, True, "ears")
+
+
+def test_preset_button_puts_an_editable_layer_on_the_canvas(app_module):
+    value = app_module.paint_preset(str(ASTRONAUT), None, "nose")
+    assert value["background"] == str(ASTRONAUT) and len(value["layers"]) == 1
+    with Image.open(value["layers"][0]) as layer:
+        assert layer.mode == "RGBA" and layer.size == (512, 512)
+        alpha = np.asarray(layer.getchannel("A")) > 127
+    assert 200 < alpha.sum() < 10000
+    *_, status = app_module.inpaint(str(ASTRONAUT), None, value)  # the layer is the hole, as painted strokes are
+    assert status.startswith("Face found")
+
+
+def test_bad_brush_layer_is_refused_in_words(app_module, tmp_path):
+    import gradio as gr
+
+    (tmp_path / "notes.png").write_text("not a picture")
+    (tmp_path / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    with pytest.raises(gr.Error) as raised:
+        app_module.inpaint(str(ASTRONAUT), None, {"layers": [str(tmp_path / "notes.png")]})
+    assert raised.value.message.startswith("Brush layer: the file is not an image Pillow can read")
+    with pytest.raises(gr.Error) as raised:
+        app_module.inpaint(str(ASTRONAUT), None, {"layers": [(tmp_path / "bomb.png").read_bytes()]})
+    assert raised.value.message == ("Brush layer: the file is larger than 50,000,000 pixels; downscale it before "
+                                 "inpainting")

@@ -443,3 +443,38 @@ def test_hole_ratio() -> None:
         hole_ratio(torch.zeros(4, 4))
     with pytest.raises(ValueError, match=r"ndarray \(H, W\)"):
         hole_ratio(np.zeros((1, 4, 4)))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Image-editor input (what the Space composes)
+
+
+def test_editor_hole_joins_the_mask_and_the_layers() -> None:
+    from hoginpaint.masks import editor_hole, layer_image
+
+    uploaded = np.zeros((40, 60), np.uint8)
+    uploaded[5:10, 5:10] = 255
+    painted = np.zeros((40, 60), bool)
+    painted[20:30, 40:50] = True
+    half = layer_image(painted).resize((30, 20), Image.NEAREST)  # the canvas's scaled copy
+    hole = editor_hole((40, 60), Image.fromarray(uploaded), [layer_image(painted), half])
+    expected = (uploaded > 0) | painted
+    np.testing.assert_array_equal(hole, expected)
+    np.testing.assert_array_equal(editor_hole((40, 60), None, [layer_image(painted)]), painted)
+    with pytest.raises(ValueError, match="^mask is 60x40 but image is 50x40; pass a mask of the image's size$"):
+        editor_hole((40, 50), Image.fromarray(uploaded))
+
+
+def test_check_hole_says_white_is_the_hole_for_a_mask_drawn_in_transparency() -> None:
+    from hoginpaint.masks import check_hole, editor_hole
+
+    strokes = np.zeros((40, 60, 4), np.uint8)
+    strokes[10:20, 10:20, 3] = 255  # black, opaque strokes on transparency: no white anywhere
+    mask = Image.fromarray(strokes)
+    with pytest.raises(ValueError, match="the hole must be white, not transparent") as raised:
+        check_hole(editor_hole((40, 60), mask), mask)
+    assert str(raised.value).startswith("the mask is empty")
+    with pytest.raises(ValueError, match=r"^the mask is empty: paint over"):
+        check_hole(np.zeros((40, 60), bool), Image.fromarray(np.zeros((40, 60), np.uint8)))
+    with pytest.raises(ValueError, match="covers the whole photo"):
+        check_hole(np.ones((40, 60), bool))
