@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py                          # both parts, paper-size models, CPU
     python benchmarks/bench_memory.py --parts app --models tiny
+    python benchmarks/bench_memory.py --parts photo --megapixels 1 12 49
     python benchmarks/bench_memory.py --parts batch --device cuda --batch_sizes 1 2 4 8 16
 
 `app`: saves random-weight models with `save_pretrained` into a temporary folder (`paper`: the HOG pipeline at base 64,
@@ -11,6 +12,11 @@ samples the resident set size of the app and all its children with psutil every 
 answers, at idle (after `--idle_seconds`), the peak while serving one `/inpaint` request (the astronaut example, the
 three methods, face alignment and the identity table), and RSS after it. Children's RSS is added to the parent's
 (pages they share are counted twice). The app puts its models on CUDA when it is available.
+
+`photo`: time and peak RSS of one `/inpaint` request by photo size (the astronaut upscaled to 1, 12 and 49 MP,
+saved as JPEG, with its mask upscaled alike), the handler `app.inpaint` called in a fresh subprocess per size with
+`--models` random models; peak RSS over the subprocess's RSS just before the call (`ru_maxrss` is not reset, so
+each size runs in its own process). PNG encoding of the five full-size results is included.
 
 `batch`: peak memory of one pipeline call and one DeepFill call by batch size (random images at the model resolution,
 a quarter of each image in the hole). On CUDA: `torch.cuda.max_memory_allocated` above what the models hold, in this
@@ -244,9 +250,50 @@ def bench_batches(args: argparse.Namespace) -> None:
         print(f"  {batch:>5}  " + "  ".join(row))
 
 
+PHOTO_CHILD = """
+import os, resource, sys, time, json
+os.environ.update({env!r})
+sys.path.insert(0, {root!r})
+import psutil
+import app
+process = psutil.Process()
+before = process.memory_info().rss
+started = time.perf_counter()
+outputs = app.inpaint({photo!r}, {mask!r}, None, True)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps([seconds, before, peak, outputs[-1]]))
+"""
+
+
+def bench_photos(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    print(f"\none /inpaint request by photo size ({args.models} random models, in a fresh process each):")
+    print(f"  {'photo':>16} {'MP':>5} {'seconds':>8} {'RSS before MiB':>15} {'peak MiB':>9} {'over MiB':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        env = {**save_models(folder, args.models), "HF_HUB_OFFLINE": "1", "GRADIO_TEMP_DIR": str(folder / "gradio")}
+        photo, mask = Image.open(ASTRONAUT).convert("RGB"), Image.open(ASTRONAUT_MASK).convert("L")
+        for megapixels in args.megapixels:
+            side = round((megapixels * 1e6) ** 0.5)
+            photo.resize((side, side), Image.BICUBIC).save(folder / "photo.jpg", quality=92)
+            mask.resize((side, side), Image.NEAREST).save(folder / "mask.png")
+            code = PHOTO_CHILD.format(env=env, root=str(REPO_ROOT), photo=str(folder / "photo.jpg"),
+                                      mask=str(folder / "mask.png"))
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                                    timeout=args.timeout)
+            if result.returncode:
+                raise SystemExit(f"the {megapixels} MP subprocess failed:\n{result.stderr[-3000:]}")
+            seconds, before, peak, status = json.loads(result.stdout.strip().splitlines()[-1])
+            print(f"  {f'{side}x{side}':>16} {side * side / 1e6:5.1f} {seconds:8.1f} {before / MIB:15.0f} "
+                  f"{peak / MIB:9.0f} {(peak - before) / MIB:9.0f}   {status.splitlines()[0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", choices=["app", "batch"], default=["app", "batch"])
+    parser.add_argument("--parts", nargs="+", choices=["app", "photo", "batch"], default=["app", "photo", "batch"])
+    parser.add_argument("--megapixels", type=float, nargs="+", default=[1, 12, 49])
     parser.add_argument("--models", choices=list(MODELS), default="paper")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=None,
@@ -262,6 +309,8 @@ def main() -> None:
           f"load average at start: {load}")
     if "app" in args.parts:
         bench_app(args)
+    if "photo" in args.parts:
+        bench_photos(args)
     if "batch" in args.parts:
         bench_batches(args)
 
