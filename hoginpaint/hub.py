@@ -34,7 +34,7 @@ from typing import Any
 import httpx2
 import safetensors.torch
 import torch
-from huggingface_hub import HfApi, ModelHubMixin, constants, hf_hub_download
+from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -169,12 +169,13 @@ def load_component(
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
     device: str | torch.device = "cpu",
+    overrides: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """Build `cls` from `subfolder/config.json` and load `subfolder/model.safetensors` strictly, in eval mode.
+    """Build `cls(**config)` from `subfolder/config.json` (`overrides` replacing entries) and load
+    `subfolder/model.safetensors` strictly, in eval mode: the project's one loader of networks.
 
-    `PyTorchModelHubMixin` classes are loaded through their own `from_pretrained`, pointed at the resolved local
-    folder (huggingface_hub's mixin has no `subfolder`, so the files are resolved here); other `nn.Module`s are
-    built as `cls(**config)` and loaded with `load_state_dict(strict=True)`.
+    Pickled weights are never read; a config that does not match the weights, a truncated file, an unreachable Hub
+    are `HubError`s that name the repository and say what to try.
     """
     source = describe(repo_id_or_path, revision)
     where = f"{subfolder}/" if subfolder else ""
@@ -215,14 +216,58 @@ def load_component(
     if config_path.parent != weights_path.parent:
         raise HubError(f"{source}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different folders; clear the cache")
     try:
-        if issubclass(cls, ModelHubMixin):
-            model = cls.from_pretrained(config_path.parent, map_location=str(device))
-        else:
-            model = _load_plain(cls, config_path, weights_path, device)
+        model = cls(**{**config, **(overrides or {})})
+        state_dict = safetensors.torch.load_file(str(weights_path), device="cpu")
+        check_state_dict(model, state_dict)
+        model.load_state_dict(state_dict, strict=True)
     except (ValueError, TypeError, RuntimeError) as error:
         part = f"{subfolder}/ of" if subfolder else "the root of"
         raise HubError(f"could not load {cls.__name__} from {part} {source}: {error}") from None
-    return model
+    return model.to(device).eval()
+
+
+def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Raise a ValueError unless `state_dict` has exactly the model's keys and shapes (dtypes may differ: float16
+    weights load into a float32 model)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [f"{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}"
+                  for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected),
+                         ("shape mismatch (file vs model)", mismatched)):
+        if items:
+            problems.append(f"{len(items)} {label}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}")
+    config = getattr(model, "_hub_mixin_config", None)
+    raise ValueError(f"the weights do not match {type(model).__name__}({config}): the config does not match the "
+                     f"weights ({'; '.join(problems)}); load with the constructor arguments the weights were saved "
+                     "with (their config.json)")
+
+
+class StrictHubMixin:
+    """Strict, safetensors-only `from_pretrained` for the project's `PyTorchModelHubMixin` networks.
+
+    Put it before `PyTorchModelHubMixin` in the bases. huggingface_hub's own `from_pretrained` loads leniently
+    (`strict=False`) and falls back to pickled weights; this one goes through `load_component`: the config is read
+    from `config.json` (keyword arguments override it), the weights only from `model.safetensors`, every key and
+    shape must match, and every failure is a worded `HubError`.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, subfolder: str | None = None,
+                        revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False,
+                        map_location: str | torch.device = "cpu", strict: bool = True, **model_kwargs: Any):
+        """Load a model saved with `save_pretrained` from a local folder or a Hub repository id (in eval mode)."""
+        if not strict:
+            raise ValueError(f"{cls.__name__} loads strictly only (strict=False would leave layers untrained "
+                             "silently); drop the strict argument")
+        return load_component(cls, pretrained_model_name_or_path, subfolder, revision=revision, token=token,
+                              cache_dir=cache_dir, local_files_only=local_files_only, device=map_location,
+                              overrides=model_kwargs)
 
 
 def save_component(model: nn.Module, directory: str | Path, config: dict[str, Any] | None = None) -> Path:
@@ -359,13 +404,6 @@ def _pickled_weights(repo_id_or_path: str | Path, local_folder: Path, subfolder:
         return []
     return sorted(name[len(prefix):] for name in files
                   if name.startswith(prefix) and "/" not in name[len(prefix):] and name.endswith(PICKLE_SUFFIXES))
-
-
-def _load_plain(cls: type[nn.Module], config_path: Path, weights_path: Path, device: str | torch.device) -> nn.Module:
-    model = cls(**json.loads(config_path.read_text(encoding="utf-8")))
-    # strict=True: torch's error lists the missing / unexpected / mis-shaped keys, and load_component names the repo.
-    model.load_state_dict(safetensors.torch.load_file(str(weights_path), device="cpu"), strict=True)
-    return model.to(device).eval()
 
 
 def _is_transient(error: Exception) -> bool:

@@ -22,23 +22,21 @@ PatchDiscriminator    2,761,728 (1 channel)   44,160 (1 channel)
 ====================  =====================  ==============================================
 
 Both generators are `huggingface_hub.PyTorchModelHubMixin`s: `save_pretrained` writes `config.json` (the
-constructor arguments) and `model.safetensors`; `from_pretrained` loads strictly and only from safetensors.
+constructor arguments) and `model.safetensors`; `from_pretrained` (`hoginpaint.hub.StrictHubMixin`) loads strictly and
+only from safetensors.
 """
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
+from hoginpaint.hub import StrictHubMixin
 from hoginpaint.prefill import PrefillKind, check_prefill_kind
 
 # Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
@@ -46,9 +44,6 @@ from hoginpaint.prefill import PrefillKind, check_prefill_kind
 MIN_GENERATOR_SIDE = 12
 # Smallest side the discriminator accepts: its five 4x4 convs leave at least one logit.
 MIN_DISCRIMINATOR_SIDE = 24
-
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Argument checks
@@ -191,93 +186,10 @@ class _Generator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Strict, safetensors-only Hub loading
-
-
-def _weights_file(model_id: str, *, revision: str | None, cache_dir: str | Path | None, force_download: bool,
-                  local_files_only: bool, token: str | bool | None) -> str:
-    """Path of `model.safetensors` in a local folder or a Hub repository; pickled weights are refused."""
-    filename = constants.SAFETENSORS_SINGLE_FILE
-    refusal = (f"hoginpaint loads {filename} only and never unpickles .bin/.pt weights (unpickling can run "
-               "arbitrary code); convert them once, in an environment you trust, with "
-               "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')")
-    if os.path.isdir(model_id):
-        path = Path(model_id) / filename
-        if path.is_file():
-            return str(path)
-        pickles = sorted(p.name for p in Path(model_id).iterdir() if p.name.endswith(_PICKLE_SUFFIXES))
-        if pickles:
-            raise ValueError(f"{model_id} holds {', '.join(pickles)} but no {filename}: {refusal}")
-        raise ValueError(f"{model_id} has no {filename}; save the model there with save_pretrained()")
-    try:
-        return hf_hub_download(repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
-                               force_download=force_download, local_files_only=local_files_only, token=token)
-    except LocalEntryNotFoundError:
-        raise  # offline or unreachable: `_HubGenerator.from_pretrained` words it
-    except EntryNotFoundError as error:
-        raise ValueError(f"Hub repository {model_id} has no {filename}: {refusal}") from error
-
-
-class _HubGenerator(_Generator):
-    """`_Generator` + strict, safetensors-only `from_pretrained` (mixed with `PyTorchModelHubMixin` by subclasses)."""
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs):
-        """Load a model saved with `save_pretrained` from a local folder or a Hub repository id.
-
-        Raises ValueError if the folder / repository has no `model.safetensors` (pickles are never loaded) or if its
-        weights do not match the configuration; RuntimeError if the Hub cannot be reached and nothing is cached.
-        """
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        except LocalEntryNotFoundError as error:
-            raise RuntimeError(f"could not fetch {pretrained_model_name_or_path} from the Hugging Face Hub (offline "
-                               "or unreachable, and not in the local cache); download it where the Hub is reachable "
-                               "and pass the local folder instead") from error
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
-                         force_download: bool, local_files_only: bool, token: str | bool | None,
-                         map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        if not strict:
-            raise ValueError(f"{cls.__name__} loads strictly only (strict=False would leave layers untrained "
-                             "silently); drop the strict argument")
-        model = cls(**model_kwargs)
-        path = _weights_file(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                             local_files_only=local_files_only, token=token)
-        state_dict = safetensors.torch.load_file(path, device="cpu")
-        _check_state_dict(model, state_dict, source=model_id)
-        model.load_state_dict(state_dict, strict=True)
-        model.to(map_location)
-        model.eval()
-        return model
-
-
-def _check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Raise a ValueError naming `source` unless `state_dict` has exactly the model's keys and shapes."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = [f"{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}"
-                  for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
-    if not (missing or unexpected or mismatched):
-        return
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch (file vs model)",
-                                                                         mismatched)):
-        if items:
-            problems.append(f"{len(items)} {label}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}")
-    config = getattr(model, "_hub_mixin_config", None)
-    raise ValueError(f"the weights in {source} do not match {type(model).__name__}({config}): the config does not "
-                     f"match the weights ({'; '.join(problems)}); load with the constructor arguments the weights "
-                     "were saved with (their config.json)")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # The networks
 
 
-class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
+class StructureGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
                          tags=["face-inpainting", "hog"]):
     """G_H: predicts the full scaled HOG image of a face from its masked grayscale, masked HOG image and mask.
 
@@ -325,7 +237,7 @@ class StructureGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hogi
         return torch.sigmoid(self.body(x))
 
 
-class InpaintGenerator(_HubGenerator, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
+class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
                        tags=["face-inpainting", "hog"]):
     """G: predicts the RGB face from the masked face, the HOG guidance and the mask (EdgeConnect's InpaintGenerator).
 

@@ -291,12 +291,16 @@ def test_pickle_only_folder_is_refused_without_unpickling(tmp_path: Path, monkey
         raise AssertionError("torch.load must not be called")
 
     monkeypatch.setattr(torch, "load", never)
-    with pytest.raises(ValueError, match=r"pytorch_model\.bin but no model\.safetensors.*never unpickles"):
+    with pytest.raises(ValueError, match=r"only pickled weights .*\(pytorch_model\.bin\) and no model\.safetensors.*never unpickles"):
         InpaintGenerator.from_pretrained(tmp_path)
 
 
 def test_folder_without_weights_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="has no model.safetensors"):
+    with pytest.raises(ValueError, match="has no config.json"):
+        InpaintGenerator.from_pretrained(tmp_path)  # an empty folder
+    InpaintGenerator(**TINY).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="has config.json but no model.safetensors"):
         InpaintGenerator.from_pretrained(tmp_path)
 
 
@@ -330,11 +334,12 @@ def test_hub_repo_from_offline_cache_and_uncached_repo(tmp_path: Path) -> None:
                                torch.load({str(tmp_path / 'expected.pt')!r}))
         try:
             StructureGenerator.from_pretrained("someone/not-cached")
-        except RuntimeError as error:
+        except ValueError as error:
             print("REFUSED:", error)
         """, {"HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
-    assert "REFUSED: could not fetch someone/not-cached from the Hugging Face Hub" in result.stdout
+    assert ("REFUSED: Hub repository 'someone/not-cached': config.json is not in the local Hugging Face cache and the "
+            "Hub is offline") in result.stdout
 
 
 def test_hub_repo_without_safetensors_is_refused_and_no_pickle_is_requested() -> None:
@@ -367,8 +372,8 @@ def test_hub_repo_without_safetensors_is_refused_and_no_pickle_is_requested() ->
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr
-    assert "REFUSED: Hub repository someone/pickle-only has no model.safetensors" in result.stdout
-    assert any(path.endswith("/model.safetensors") for path in requested)
+    assert "REFUSED: Hub repository 'someone/pickle-only' has no config.json" in result.stdout
+    assert any(path.endswith("/config.json") for path in requested)
     assert not any(path.endswith((".bin", ".pt", ".pth")) for path in requested)
 
 

@@ -27,10 +27,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
@@ -252,6 +250,7 @@ class RefinementNetwork(nn.Module):
 
 class DeepFillV2Generator(
     nn.Module,
+    hub.StrictHubMixin,
     PyTorchModelHubMixin,
     library_name="hoginpaint",
     tags=["image-inpainting", "deepfill-v2"],
@@ -293,34 +292,6 @@ class DeepFillV2Generator(
 
         coarse, refined = ((output[..., :height, :width] + 1.0) / 2.0 for output in (coarse, refined))
         return coarse, refined
-
-    @classmethod
-    def _from_pretrained(
-        cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None, force_download: bool,
-        local_files_only: bool, token: str | bool | None, map_location: str = "cpu", strict: bool = True,
-        **model_kwargs,
-    ) -> DeepFillV2Generator:
-        """Strict, safetensors-only loading (the mixin's default is lenient and falls back to pickled weights)."""
-        if not strict:
-            raise ValueError(f"{cls.__name__} loads strictly only (strict=False would leave layers untrained "
-                             "silently); drop the strict argument")
-        path = hub.resolve_repo_file(model_id, hub.WEIGHTS_NAME, revision=revision, token=token, cache_dir=cache_dir,
-                                     local_files_only=local_files_only)
-        source = hub.describe(model_id, revision)
-        hub.check_safetensors_file(path, source)
-        model = cls(**model_kwargs)
-        state_dict = safetensors.torch.load_file(str(path), device="cpu")
-        expected = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
-        found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
-        if found != expected:
-            missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-            reshaped = sorted(key for key in expected.keys() & found.keys() if expected[key] != found[key])
-            raise ValueError(
-                f"the weights in {source} do not match {cls.__name__}({model_kwargs}): missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}; load with the config.json saved beside them"
-            )
-        model.load_state_dict(state_dict, strict=True)
-        return model.to(map_location).eval()
 
 
 def check_image_and_mask(image: torch.Tensor, mask: torch.Tensor) -> None:
