@@ -131,7 +131,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
     progress = Progress()
     resume_path = resolve_checkpoint(output_dir, config.resume_from_checkpoint)
     if resume_path is not None:
-        progress = resume(accelerator, resume_path, config)
+        progress = resume(accelerator, resume_path, config, (generator_optimizer, discriminator_optimizer))
     elif config.resume_from_checkpoint == "latest":
         logger.info(f"no checkpoint in {output_dir} yet: starting from step 0")
 
@@ -153,14 +153,23 @@ def main(config: TrainConfig) -> dict[str, Any]:
     return summary
 
 
-def resume(accelerator: Accelerator, checkpoint: Path, config: TrainConfig) -> Progress:
-    """Load `checkpoint` into the prepared models and optimisers; returns its counters."""
+def resume(accelerator: Accelerator, checkpoint: Path, config: TrainConfig, optimizers: tuple) -> Progress:
+    """Load `checkpoint` into the prepared models and optimisers; returns its counters.
+
+    The learning rates are the config's, not the checkpoint's: a run resumed with another --learning_rate or
+    --d_lr_ratio uses them from its first step (the Adam moments are kept).
+    """
     state = json.loads((checkpoint / "training_state.json").read_text())
     for key in ("model", "stage"):
         if state[key] != getattr(config, key):
             raise ValueError(f"{checkpoint} was written by --{key} {state[key]}, not {getattr(config, key)}; resume "
                              f"with --{key} {state[key]} or start a new output_dir")
     accelerator.load_state(str(checkpoint))
+    generator_optimizer, discriminator_optimizer = optimizers
+    for optimizer, rate in ((generator_optimizer, config.learning_rate),
+                            (discriminator_optimizer, config.learning_rate * config.d_lr_ratio)):
+        for group in optimizer.param_groups:
+            group["lr"] = rate
     logger.info(f"resumed from {checkpoint} at step {state['global_step']}")
     return Progress(**{field.name: state[field.name] for field in dataclasses.fields(Progress)})
 

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -619,7 +620,11 @@ def identity_distance(prediction: torch.Tensor, target: torch.Tensor, side: int 
             return images
         return F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
 
-    distances = metrics.identity_distances(resized(target), resized(prediction))
+    try:
+        distances = metrics.identity_distances(resized(target), resized(prediction))
+    except (ImportError, RuntimeError) as error:  # dlib or its models missing (e.g. a bare GPU machine)
+        warnings.warn(f"identity distance not measured: {error}", stacklevel=2)
+        return math.nan
     found = distances[~torch.isnan(distances)]
     return float(found.mean()) if len(found) else math.nan
 
