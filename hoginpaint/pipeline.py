@@ -29,6 +29,9 @@ from hoginpaint.stages import fill_hole, inpaint_stage, prefill_kind, structure_
 
 MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
+# Conjugate-gradient iterations of the full-resolution pre-fill that the model's correction is added to: one image
+# per call can afford the converged fill of thin holes (hoginpaint.prefill.prefill).
+PASTE_BACK_ITERATIONS = 150
 
 
 @dataclass
@@ -134,7 +137,8 @@ class HOGInpaintPipeline(hub.ComponentModel):
         else:
             low_fill = filled.float().cpu()
             restored = [paste_back(original, low, mask, feather=feather,
-                                   base=prefill_around_hole(original, mask, kind), base_lowres=low_base)
+                                   base=prefill_around_hole(original, mask, kind, iterations=PASTE_BACK_ITERATIONS),
+                                   base_lowres=low_base)
                         for original, low, mask, low_base in zip(batch.originals, result, batch.original_masks,
                                                                  low_fill)]
         return InpaintOutput(

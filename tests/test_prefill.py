@@ -9,7 +9,7 @@ from skimage.restoration import inpaint_biharmonic
 from hoginpaint.imageio import paste_back
 from hoginpaint.masks import FolderMasks
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
-from hoginpaint.pipeline import HOGInpaintPipeline
+from hoginpaint.pipeline import PASTE_BACK_ITERATIONS, HOGInpaintPipeline
 from hoginpaint.prefill import PREFILL_KINDS, prefill, prefill_around_hole
 from hoginpaint.stages import inpaint_stage, structure_stage
 
@@ -125,7 +125,7 @@ def test_pipeline_with_an_untrained_refiner_returns_the_full_resolution_prefill(
     image = torch.stack([rows, columns, (rows * columns).sqrt()]) * 0.8 + 0.1  # smooth, so the fill is accurate
     mask = _square_hole(1, 96, 30, 30)[0]
     out = pipe(image=image, mask_image=mask, output_type="pt", feather=0)
-    expected = prefill_around_hole(image, mask)
+    expected = prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS)
     assert (out.images[0] - expected).abs().max() < 1e-5
     assert torch.equal(out.images[0][:, mask[0] < 0.5], image[:, mask[0] < 0.5])
 
@@ -141,3 +141,15 @@ def test_paste_back_adds_only_the_models_change_to_the_base():
     assert torch.allclose(brighter[:, 20:36, 20:36], torch.full((3, 16, 16), 0.4), atol=1e-5)
     with pytest.raises(ValueError, match="pass both base and base_lowres"):
         paste_back(original, base_low, mask, base=base)
+
+
+def test_more_iterations_converge_thin_holes_towards_scikit_image(val_faces, nvidia_mask_dir):
+    faces = val_faces[:4]
+    source = FolderMasks(nvidia_mask_dir, buckets=[0], split="eval", augment=False)  # 1-10 %: thin strokes
+    masks = torch.from_numpy(np.stack([source.mask(i, 256) for i in range(4)]))[:, None]
+    reference = torch.stack([
+        torch.from_numpy(inpaint_biharmonic(face.permute(1, 2, 0).double().numpy(), mask[0].numpy() > 0.5,
+                                            channel_axis=-1)).permute(2, 0, 1).float()
+        for face, mask in zip(faces, masks)])
+    default, converged = prefill(faces, masks), prefill(faces, masks, iterations=PASTE_BACK_ITERATIONS)
+    assert _psnr(converged, reference) > _psnr(default, reference) + 5
