@@ -15,7 +15,6 @@ the checkpoints shipped in `checkpoints/`. A model that cannot be loaded is repo
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil

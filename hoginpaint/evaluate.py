@@ -148,7 +148,7 @@ class MethodSpec:
 
 def parse_method(spec: str) -> MethodSpec:
     """`"telea"` or `"hoginpaint=PATH_OR_ID"` → `MethodSpec`."""
-    from hoginpaint.baselines import CLASSICAL_METHODS, available_methods
+    from hoginpaint.methods import CLASSICAL_METHODS, available_methods
 
     name, _, model = spec.partition("=")
     if name not in available_methods():
@@ -168,18 +168,18 @@ def method_description(spec: MethodSpec) -> str:
 
 def build_method(spec: MethodSpec, config: EvalConfig) -> Callable:
     """The callable `method(image=..., mask_image=..., output_type="pt")` for one `--methods` entry."""
-    from hoginpaint import baselines
+    from hoginpaint import methods
 
     if spec.name not in NETWORK_METHODS:
-        return baselines.load(spec.name)
+        return methods.load(spec.name)
     if spec.model is not None:
-        method = baselines.load(spec.name, model=spec.model)
+        method = methods.load(spec.name, model=spec.model)
     else:
         sizes = {"base_channels": config.random_init_base_channels}
         if spec.name == "hoginpaint":
             sizes["residual_blocks"] = config.random_init_residual_blocks
-        method = baselines.load(spec.name, random_init=True, resolution=config.resolution, seed=config.seed,
-                                **{key: value for key, value in sizes.items() if value is not None})
+        method = methods.load(spec.name, random_init=True, resolution=config.resolution, seed=config.seed,
+                              **{key: value for key, value in sizes.items() if value is not None})
     return method.to(device=config.device)
 
 

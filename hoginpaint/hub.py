@@ -449,7 +449,8 @@ class ComponentModel:
     version, each component's subfolder and the model resolution; each subfolder holds `config.json` +
     `model.safetensors`; `README.md` is the model card. Subclasses set `COMPONENTS` (constructor argument → network
     class), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
-    take the components and `resolution` as constructor arguments, and provide `default_model_card()`.
+    take the components and `resolution` as constructor arguments, and describe themselves for the default model card
+    (`CARD_TITLE`, `CARD_TAGS`, `CARD_DESCRIPTION`, `CARD_USAGE`).
     """
 
     COMPONENTS: dict[str, type] = {}
@@ -457,8 +458,16 @@ class ComponentModel:
     KIND = "hoginpaint model"
     resolution: int
 
+    CARD_TITLE = "hoginpaint model"
+    CARD_TAGS: tuple[str, ...] = ()
+    CARD_DESCRIPTION = ""
+    CARD_USAGE = ""
+
     def default_model_card(self) -> str:
-        raise NotImplementedError
+        """A minimal model card (`hoginpaint.model_card.default_model_card`); training passes a fuller one."""
+        from hoginpaint.model_card import default_model_card
+
+        return default_model_card(self)
 
     @property
     def device(self) -> torch.device:

@@ -128,3 +128,41 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def default_model_card(model: Any) -> str:
+    """The minimal card `save_pretrained` writes when given none (training passes a fuller one): Hub metadata, what
+    the model is, its resolution and components' configs, and how to use it.
+
+    `model` is a `hoginpaint.hub.ComponentModel`; its class gives `CARD_TITLE`, `CARD_TAGS`, `CARD_DESCRIPTION`
+    and `CARD_USAGE` (Python code, with ``<this repository>`` where the repository id goes).
+    """
+    import json
+
+    import hoginpaint
+
+    tags = "\n".join(f"- {tag}" for tag in model.CARD_TAGS)
+    components = "\n".join(
+        f"- {name.replace('_', ' ').capitalize()}: `{json.dumps(getattr(model, name)._hub_mixin_config, sort_keys=True)}`"
+        for name in model.COMPONENTS)
+    description = model.CARD_DESCRIPTION.format(version=hoginpaint.__version__)
+    return f"""---
+library_name: hoginpaint
+pipeline_tag: image-to-image
+tags:
+{tags}
+---
+
+# {model.CARD_TITLE}
+
+{description}
+
+- Model resolution: {model.resolution}x{model.resolution}
+{components}
+
+## Usage
+
+```python
+{model.CARD_USAGE.strip()}
+```
+"""

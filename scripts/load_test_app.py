@@ -91,10 +91,10 @@ def write_inputs(folder: Path) -> None:
 
 def save_tiny_models(folder: Path) -> dict[str, str]:
     """Random-weight HOG and DeepFill models at 64 px, saved where the app's env vars point."""
-    from hoginpaint import baselines
+    from hoginpaint import methods
 
-    hog = baselines.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
-    deepfill = baselines.load("deepfill", random_init=True, base_channels=8, resolution=64)
+    hog = methods.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
+    deepfill = methods.load("deepfill", random_init=True, base_channels=8, resolution=64)
     return {"HOGINPAINT_MODEL": str(hog.save_pretrained(folder / "hoginpaint")),
             "DEEPFILL_MODEL": str(deepfill.save_pretrained(folder / "deepfill"))}
 

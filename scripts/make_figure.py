@@ -18,7 +18,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hoginpaint import baselines, faces  # noqa: E402
+from hoginpaint import faces, methods  # noqa: E402
 from hoginpaint.masks import FreeFormMasks, sample_with_ratio  # noqa: E402
 
 RATIOS = [(0.10, 0.20), (0.20, 0.30), (0.30, 0.40)]
@@ -42,17 +42,17 @@ def main() -> None:
     args = parser.parse_args()
 
     face = astronaut_face(args.size)
-    methods = {"hoginpaint": baselines.load("hoginpaint", args.hoginpaint),
-               "deepfill": baselines.load("deepfill", args.deepfill), "telea": baselines.load("telea")}
+    loaded = {"hoginpaint": methods.load("hoginpaint", args.hoginpaint),
+              "deepfill": methods.load("deepfill", args.deepfill), "telea": methods.load("telea")}
     strokes = FreeFormMasks(max_strokes=5)
     rows = []
     for seed, (low, high) in enumerate(RATIOS):
         hole = sample_with_ratio(strokes, np.random.default_rng(seed), args.size, low, high)
         mask = Image.fromarray((hole * 255).astype(np.uint8))
-        outputs = {name: method(image=face, mask_image=mask) for name, method in methods.items()}
+        outputs = {name: method(image=face, mask_image=mask) for name, method in loaded.items()}
         hog = outputs["hoginpaint"]
         guidance = hog.guidance[0].convert("RGB").resize((args.size, args.size), Image.NEAREST)
-        row = [hog.masked[0], guidance] + [outputs[name].images[0] for name in methods] + [face]
+        row = [hog.masked[0], guidance] + [outputs[name].images[0] for name in loaded] + [face]
         rows.append(np.concatenate([np.asarray(image.convert("RGB")) for image in row], axis=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.output, optimize=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hoginpaint import baselines
+from hoginpaint import methods
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = REPO_ROOT / "assets" / "astronaut.jpg"
@@ -29,8 +29,8 @@ TIMEOUT = 180  # seconds for any one request (generous: CI shares 2 cores); star
 
 def save_tiny_models(folder: Path) -> dict[str, str]:
     """Random-weight HOG and DeepFill models at 64 px, saved as the app loads them → the app's env vars."""
-    hog = baselines.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
-    deepfill = baselines.load("deepfill", random_init=True, base_channels=8, resolution=64)
+    hog = methods.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
+    deepfill = methods.load("deepfill", random_init=True, base_channels=8, resolution=64)
     return {"HOGINPAINT_MODEL": str(hog.save_pretrained(folder / "hoginpaint")),
             "DEEPFILL_MODEL": str(deepfill.save_pretrained(folder / "deepfill"))}
 

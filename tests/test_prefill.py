@@ -9,7 +9,8 @@ from skimage.restoration import inpaint_biharmonic
 from hoginpaint.imageio import paste_back
 from hoginpaint.masks import FolderMasks
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
-from hoginpaint.pipeline import PASTE_BACK_ITERATIONS, HOGInpaintPipeline
+from hoginpaint.inference import PASTE_BACK_ITERATIONS
+from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import PREFILL_KINDS, prefill, prefill_around_hole
 from hoginpaint.stages import inpaint_stage, structure_stage
 

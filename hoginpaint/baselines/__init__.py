@@ -1,7 +1,8 @@
-"""Baselines behind the pipeline's call: DeepFill v2 and three classical inpainting methods.
+"""Baselines behind the pipeline's call: DeepFill v2 and three classical inpainting methods; by name through
+`hoginpaint.methods.load` (which serves the HOG-guided pipeline too).
 
-    from hoginpaint import baselines
-    method = baselines.load("telea")            # or "navier-stokes", "biharmonic", "deepfill", "hoginpaint"
+    from hoginpaint import methods
+    method = methods.load("telea")              # or "navier-stokes", "biharmonic", "deepfill", "hoginpaint"
     out = method(image="face.jpg", mask_image="mask.png")
     out.images[0].save("telea.png")
 
@@ -13,13 +14,9 @@ image or a batch of any kind `hoginpaint.imageio.load_images` accepts, white / 1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
 
 import torch
 from PIL import Image
-
-MethodName = Literal["hoginpaint", "deepfill", "telea", "navier-stokes", "biharmonic"]
-CLASSICAL_METHODS = ("telea", "navier-stokes", "biharmonic")
 
 
 @dataclass
@@ -38,41 +35,11 @@ class BaselineOutput:
     mask_tensor: torch.Tensor | None = None
 
 
-def available_methods() -> tuple[str, ...]:
-    """The names `load` accepts."""
-    return get_args(MethodName)
+def __getattr__(name: str):
+    # The registry of methods moved to `hoginpaint.methods` (it serves the project's own method too); these names
+    # stay importable from here for code written against the earlier layout.
+    if name in ("load", "available_methods", "MethodName", "CLASSICAL_METHODS"):
+        from hoginpaint import methods
 
-
-def load(name: MethodName, model: str | None = None, **kwargs: Any):
-    """A callable `method(image=..., mask_image=..., ...)` for the inpainting method `name`.
-
-    - "hoginpaint": `HOGInpaintPipeline.from_pretrained(model, **kwargs)`. `model` (a Hub id or a folder) is
-      required, except with `random_init=True`, which builds untrained generators for tests and benchmarks
-      (`HOGInpaintPipeline.from_config(**kwargs)`).
-    - "deepfill": `DeepFillInpainter.from_pretrained(model, **kwargs)`; the same `random_init=True` escape
-      (`DeepFillInpainter.from_config(**kwargs)`).
-    - "telea", "navier-stokes", "biharmonic": `ClassicalInpainter(name, **kwargs)` (`radius`, `max_side`); they
-      have no model, so `model` must be None.
-    """
-    if name not in available_methods():
-        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(available_methods())}")
-    if name in CLASSICAL_METHODS:
-        if model is not None:
-            raise ValueError(f"{name} is a classical method without weights; drop model={model!r}")
-        from hoginpaint.baselines.classical import ClassicalInpainter
-
-        return ClassicalInpainter(name, **kwargs)
-
-    if name == "hoginpaint":
-        from hoginpaint.pipeline import HOGInpaintPipeline as method_class
-    else:
-        from hoginpaint.baselines.deepfill import DeepFillInpainter as method_class
-    random_init = kwargs.pop("random_init", False)
-    if random_init:
-        if model is not None:
-            raise ValueError(f"pass either model={model!r} or random_init=True, not both")
-        return method_class.from_config(**kwargs)
-    if model is None:
-        raise ValueError(f"{name} needs trained weights: pass model= (a Hub repository id or a local folder saved "
-                         "with save_pretrained), or random_init=True for an untrained model in tests and benchmarks")
-    return method_class.from_pretrained(model, **kwargs)
+        return getattr(methods, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,8 +24,6 @@ HOG pipeline's call and Hub layout). `hoginpaint.baselines.convert_deepfill` con
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,10 +32,9 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-import hoginpaint
 from hoginpaint import hub
 from hoginpaint.baselines import BaselineOutput
-from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
+from hoginpaint.inference import Inpainter, ModelRun
 from hoginpaint.losses import hinge_discriminator_loss, hinge_generator_loss, l1_loss
 
 # The attention layer matches patches at 1/8 of the input: two stride-2 convolutions, then its own rate 2.
@@ -345,18 +342,33 @@ MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 GENERATOR_FOLDER = "generator"
 
 
-class DeepFillInpainter(hub.ComponentModel):
+class DeepFillInpainter(Inpainter):
     """DeepFill v2 behind `HOGInpaintPipeline`'s call: resize to `resolution`, fill, paste the hole back.
 
     Hub layout (as the pipeline's, `hoginpaint.hub`): `model_index.json` {"_class_name": "DeepFillInpainter",
     "_hoginpaint_version", "generator": "generator", "resolution"} at the root, `generator/` with `config.json` +
     `model.safetensors`. Only the generator is stored: the discriminator is needed for training only.
-    `from_pretrained`, `save_pretrained` and `push_to_hub` come from `hoginpaint.hub.ComponentModel`.
+    The call (`inpainter(image=..., mask_image=..., output_type="pil", feather=4)` → `BaselineOutput`) is the
+    shared one of `hoginpaint.inference.Inpainter`; `from_pretrained`, `save_pretrained` and `push_to_hub` come from
+    `hoginpaint.hub.ComponentModel`.
     """
 
     COMPONENTS = {GENERATOR_FOLDER: DeepFillV2Generator}
     NOUN = "model"
     KIND = "DeepFill model"
+    CARD_TITLE = "DeepFill v2 (hoginpaint baseline)"
+    CARD_TAGS = ("image-inpainting", "deepfill-v2")
+    CARD_DESCRIPTION = (
+        "The generator of Yu et al., \"Free-Form Image Inpainting with Gated Convolution\" (ICCV 2019), as "
+        "implemented in [hoginpaint](https://github.com/) {version}, used there as a baseline for HOG-guided face "
+        "inpainting.")
+    CARD_USAGE = """
+from hoginpaint.baselines.deepfill import DeepFillInpainter
+
+inpainter = DeepFillInpainter.from_pretrained("<this repository>")
+out = inpainter(image="face.jpg", mask_image="mask.png")  # mask: white = hole
+out.images[0].save("restored.png")
+"""
 
     def __init__(self, generator: DeepFillV2Generator, resolution: int = 256) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16 or \
@@ -373,69 +385,13 @@ class DeepFillInpainter(hub.ComponentModel):
             generator = DeepFillV2Generator(base_channels=base_channels)
         return cls(generator, resolution=resolution)
 
-    def default_model_card(self) -> str:
-        """A minimal model card: Hub metadata and how to use it (training passes a fuller one to save_pretrained)."""
-        return default_model_card(self)
+    def _run(self, image: torch.Tensor, mask: torch.Tensor) -> ModelRun:
+        """The generator on a `(B, 3, R, R)` batch: the refined hole with the known pixels kept (the shared call:
+        `hoginpaint.inference.Inpainter.__call__`)."""
+        return ModelRun(result=generate(self.generator, image, mask).completed)
 
-    def __call__(self, image: ImageLike | Sequence[ImageLike], mask_image: ImageLike | Sequence[ImageLike],
-                 output_type: Literal["pil", "pt"] = "pil", feather: int = 4) -> BaselineOutput:
-        """Inpaint the holes of `mask_image` (white / 1 = hole) in `image`, one image or a batch, any size.
-
-        Inputs as for `HOGInpaintPipeline.__call__` (`hoginpaint.imageio.load_images` / `load_masks`); each image
-        is resized to `resolution`, completed by the refined output, and only its hole pasted back at its own size
-        (`paste_back`, `feather` pixels of inward seam blending).
-        """
-        if output_type not in ("pil", "pt"):
-            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
-        images, masks = load_images(image), load_masks(mask_image)
-        batch = prepare(images, masks, self.resolution)
-        model_image = batch.image.to(self.device, self.dtype)  # (B, 3, R, R)
-        model_mask = batch.mask.to(self.device, self.dtype)  # (B, 1, R, R)
-        with torch.inference_mode():
-            completed = generate(self.generator, model_image, model_mask).completed
-        # Cloned out of inference mode, contiguous whatever layout the generator ran in.
-        result = completed.float().cpu().clone(memory_format=torch.contiguous_format)  # (B, 3, R, R)
-
-        restored = [paste_back(original, low, mask, feather=feather)
-                    for original, low, mask in zip(batch.originals, result, batch.original_masks)]
-        return BaselineOutput(
-            images=[to_pil(image) for image in restored] if output_type == "pil" else restored,
-            masked=[to_pil(torch.where(mask >= 0.5, 1.0, original))
-                    for original, mask in zip(batch.originals, batch.original_masks)],
-            result_tensor=result,
-            mask_tensor=batch.mask,
-        )
-
-
-def default_model_card(inpainter: DeepFillInpainter) -> str:
-    """A minimal model card: Hub metadata, what the model is, how to use it."""
-    config = json.dumps(inpainter.generator._hub_mixin_config, sort_keys=True)
-    return f"""---
-library_name: hoginpaint
-pipeline_tag: image-to-image
-tags:
-- image-inpainting
-- deepfill-v2
----
-
-# DeepFill v2 (hoginpaint baseline)
-
-The generator of Yu et al., "Free-Form Image Inpainting with Gated Convolution" (ICCV 2019), as implemented in
-[hoginpaint](https://github.com/) {hoginpaint.__version__}, used there as a baseline for HOG-guided face inpainting.
-
-- Model resolution: {inpainter.resolution}x{inpainter.resolution}
-- Generator: `{config}`
-
-## Usage
-
-```python
-from hoginpaint.baselines.deepfill import DeepFillInpainter
-
-inpainter = DeepFillInpainter.from_pretrained("<this repository>")
-out = inpainter(image="face.jpg", mask_image="mask.png")  # mask: white = hole
-out.images[0].save("restored.png")
-```
-"""
+    def _output(self, images: list, masked: list, run: ModelRun, mask: torch.Tensor) -> BaselineOutput:
+        return BaselineOutput(images=images, masked=masked, result_tensor=run.result, mask_tensor=mask)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
