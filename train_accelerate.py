@@ -48,6 +48,13 @@ from tqdm.auto import tqdm
 
 from hoginpaint import hub
 from hoginpaint.model_card import render_model_card
+from hoginpaint.checkpoints import (
+    list_checkpoints,
+    remove_incomplete_checkpoints,
+    resolve_checkpoint,
+    save_checkpoint,
+    state_hash,
+)
 from hoginpaint.training import (
     GANModels,
     TrainConfig,
@@ -55,12 +62,7 @@ from hoginpaint.training import (
     build_models,
     config_from_args,
     hog_settings,
-    list_checkpoints,
     make_optimizers,
-    remove_incomplete_checkpoints,
-    resolve_checkpoint,
-    save_checkpoint,
-    state_hash,
     train_step,
     trained_model,
     update_ema,

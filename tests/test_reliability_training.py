@@ -26,9 +26,9 @@ from accelerate.state import AcceleratorState
 from PIL import Image
 
 import train_accelerate
-from hoginpaint import training
+from hoginpaint import checkpoints
 from hoginpaint.pipeline import HOGInpaintPipeline
-from hoginpaint.training import TEMP_PREFIX, TRAINING_STATE, list_checkpoints, resolve_checkpoint
+from hoginpaint.checkpoints import TEMP_PREFIX, TRAINING_STATE, list_checkpoints, resolve_checkpoint
 from tests.conftest import load_validation_faces
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -195,15 +195,15 @@ def test_a_kill_while_checkpoints_are_removed_leaves_no_half_checkpoint(tmp_path
     accelerator = Accelerator(cpu=True)
     monkeypatch.setattr(accelerator, "save_state", _fake_save_state)
     for step in (1, 2):
-        training.save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, total_limit=2)
-    monkeypatch.setattr(training.shutil, "rmtree", _rmtree_killed_after_one_file)
+        checkpoints.save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, total_limit=2)
+    monkeypatch.setattr(checkpoints.shutil, "rmtree", _rmtree_killed_after_one_file)
     with pytest.raises(_Killed):  # step 3 pushes checkpoint-1 out; step 2 again replaces checkpoint-2
-        training.save_checkpoint(accelerator, tmp_path, 3 if when.startswith("deleting") else 2,
+        checkpoints.save_checkpoint(accelerator, tmp_path, 3 if when.startswith("deleting") else 2,
                                  {"global_step": 3}, total_limit=2)
     monkeypatch.undo()
-    for step, path in training.list_checkpoints(tmp_path):  # every checkpoint still listed is whole
+    for step, path in checkpoints.list_checkpoints(tmp_path):  # every checkpoint still listed is whole
         assert (path / "model.safetensors").read_bytes() == b"model.safetensors", step
-    latest = training.resolve_checkpoint(tmp_path, "latest")
+    latest = checkpoints.resolve_checkpoint(tmp_path, "latest")
     assert (latest / "model.safetensors").is_file()
-    assert training.remove_incomplete_checkpoints(tmp_path)  # the next start clears what the kill left
+    assert checkpoints.remove_incomplete_checkpoints(tmp_path)  # the next start clears what the kill left
     assert not list(tmp_path.glob(f"{TEMP_PREFIX}*"))

@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from huggingface_hub import ModelCard
 
-from hoginpaint import losses, training
+from hoginpaint import checkpoints, losses, training
 from hoginpaint.hog import guidance_target, hole_cells, to_gray
 from hoginpaint.losses import VGG16Features
 from hoginpaint.model_card import render_model_card
@@ -209,12 +209,14 @@ def test_a_nonfinite_loss_updates_nothing(accelerator):
 # Validation and metrics
 
 
-def test_psnr_and_ssim_values():
+def test_validation_psnr_and_ssim_are_the_evaluations():
     image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8
-    assert training.psnr(image, image) == pytest.approx(100.0)
-    assert training.psnr(image + 0.1, image) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01
-    assert training.ssim(image, image) == pytest.approx(1.0)
-    assert training.ssim(torch.rand_like(image), image) < 0.2
+    identical = training.image_metrics(image, image)
+    assert identical["psnr_identical"] == 2 and identical["ssim"] == pytest.approx(1.0)  # +inf counted, as evaluation
+    shifted = torch.cat([image[:1], image[1:] + 0.1])
+    values = training.image_metrics(shifted, image)
+    assert values["psnr"] == pytest.approx(20.0, abs=1e-4) and values["psnr_identical"] == 1  # MSE 0.01
+    assert training.image_metrics(torch.rand_like(image), image)["ssim"] < 0.2
 
 
 def test_validation_reports_metrics_and_a_four_column_grid(accelerator):
@@ -241,9 +243,9 @@ def test_checkpoints_are_atomic_limited_and_resolved(accelerator, tmp_path, monk
     config = _config(stage="structure")
     models, g_opt, d_opt = _prepared(accelerator, config)
     for step in (1, 2, 3):
-        training.save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, total_limit=2)
-    assert [step for step, _ in training.list_checkpoints(tmp_path)] == [2, 3]
-    assert training.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+        checkpoints.save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, total_limit=2)
+    assert [step for step, _ in checkpoints.list_checkpoints(tmp_path)] == [2, 3]
+    assert checkpoints.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
     assert {p.name for p in (tmp_path / "checkpoint-3").iterdir()} >= {"model.safetensors", "optimizer.bin",
                                                                       "training_state.json"}
 
@@ -253,14 +255,14 @@ def test_checkpoints_are_atomic_limited_and_resolved(accelerator, tmp_path, monk
 
     monkeypatch.setattr(accelerator, "save_state", killed)
     with pytest.raises(KeyboardInterrupt):
-        training.save_checkpoint(accelerator, tmp_path, 4, {"global_step": 4}, total_limit=2)
+        checkpoints.save_checkpoint(accelerator, tmp_path, 4, {"global_step": 4}, total_limit=2)
     assert (tmp_path / ".tmp-checkpoint-4").is_dir() and not (tmp_path / "checkpoint-4").exists()
-    assert training.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
+    assert checkpoints.resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-3"
     assert json.loads((tmp_path / "checkpoint-3" / "training_state.json").read_text()) == {"global_step": 3}
-    assert training.remove_incomplete_checkpoints(tmp_path) == [tmp_path / ".tmp-checkpoint-4"]
-    assert training.resolve_checkpoint(tmp_path / "empty", "latest") is None
+    assert checkpoints.remove_incomplete_checkpoints(tmp_path) == [tmp_path / ".tmp-checkpoint-4"]
+    assert checkpoints.resolve_checkpoint(tmp_path / "empty", "latest") is None
     with pytest.raises(ValueError, match="not a complete checkpoint"):
-        training.resolve_checkpoint(tmp_path, str(tmp_path / ".tmp-checkpoint-4"))
+        checkpoints.resolve_checkpoint(tmp_path, str(tmp_path / ".tmp-checkpoint-4"))
 
 
 def test_state_hash_tells_identical_weights_apart_from_different_ones():
@@ -268,10 +270,10 @@ def test_state_hash_tells_identical_weights_apart_from_different_ones():
     model = InpaintGenerator(base_channels=8, residual_blocks=1)
     copy = InpaintGenerator(base_channels=8, residual_blocks=1)
     copy.load_state_dict(model.state_dict())
-    assert training.state_hash(model) == training.state_hash(copy)
+    assert checkpoints.state_hash(model) == checkpoints.state_hash(copy)
     with torch.no_grad():
         next(copy.parameters()).view(-1)[0] += 1e-6
-    assert training.state_hash(model) != training.state_hash(copy)
+    assert checkpoints.state_hash(model) != checkpoints.state_hash(copy)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -286,14 +288,14 @@ def test_structure_stage_exports_a_pipeline_with_a_fresh_inpaint_generator(tmp_p
     assert models.generator.training  # exporting leaves the trained module as it was
     model.save(tmp_path / "out", "card")
     loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
-    assert training.state_hash(loaded.structure_generator) == training.state_hash(models.generator)
+    assert checkpoints.state_hash(loaded.structure_generator) == checkpoints.state_hash(models.generator)
     assert (tmp_path / "out" / "README.md").read_text() == "card"
 
     config = _config(stage="inpaint", structure_model=str(structure_folder))
     models = training.build_models(config)
     model = training.trained_model(config, models, models.generator)
     assert model.untrained == []
-    assert training.state_hash(model.pipeline.structure_generator) == training.state_hash(
+    assert checkpoints.state_hash(model.pipeline.structure_generator) == checkpoints.state_hash(
         StructureGenerator.from_pretrained(structure_folder))
 
 
@@ -354,7 +356,7 @@ def test_deepfill_exports_an_inpainter_that_the_baselines_load(tmp_path):
     model.save(tmp_path / "deepfill", render_model_card({
         "config": config.to_dict(), "global_step": 1, "images_seen": 8, "components": model.components()}))
     inpainter = load("deepfill", model=str(tmp_path / "deepfill"))
-    assert training.state_hash(inpainter.generator) == training.state_hash(models.generator)
+    assert checkpoints.state_hash(inpainter.generator) == checkpoints.state_hash(models.generator)
     card = (tmp_path / "deepfill" / "README.md").read_text()
     assert "deepfill-v2" in card and 'load("deepfill", model=' in card and "SN-PatchGAN hinge" in card
 
