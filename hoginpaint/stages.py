@@ -76,23 +76,27 @@ def masked_hog(
 
 
 def structure_stage(
-    structure_generator: StructureGenerator, image: torch.Tensor, mask: torch.Tensor
+    structure_generator: StructureGenerator, image: torch.Tensor, mask: torch.Tensor,
+    settings: HOGSettings | None = None,
 ) -> StructureResult:
-    """Run G_H on `image` `(B, 3, H, W)` in [0, 1] with `mask` `(B, 1, H, W)`, 1 = hole."""
+    """Run G_H on `image` `(B, 3, H, W)` in [0, 1] with `mask` `(B, 1, H, W)`, 1 = hole.
+
+    `settings`: the HOG settings G_H was built with, by default `structure_generator.hog_settings()` (pass them when
+    G_H is wrapped, e.g. by DistributedDataParallel, which does not forward that method).
+    """
     check_image_and_mask(image, mask)
-    settings = structure_generator.hog_settings()
+    settings = settings or structure_generator.hog_settings()
     kind = prefill_kind(structure_generator)
     filled = fill_hole(image, mask, kind)
     if kind == "none":
         hog_known, cells = masked_hog(image, mask, settings)
-        masked_gray = to_gray(filled)
     else:
         # The known cells of the pre-filled face's HOG image are the input's own (a cell the hole cannot change is
         # computed from known pixels only); its hole cells are the pre-fill's.
         cells = hole_cells(mask, settings.pixels_per_cell).to(image.dtype)
         with torch.no_grad():
             hog_known = guidance_target(filled, settings)
-        masked_gray = to_gray(filled)
+    masked_gray = to_gray(filled)
     hog_pred = structure_generator(masked_gray, hog_known, mask)
     guidance = composite_guidance(hog_known, hog_pred, mask, settings.pixels_per_cell)
     return StructureResult(hog_known=hog_known, hog_pred=hog_pred, guidance=guidance, cells=cells, filled=filled)

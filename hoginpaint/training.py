@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -265,13 +265,17 @@ class GANModels:
     `vgg` holds the perceptual / style features (None when those weights are 0).
     """
 
-    name: ModelName
+    trainer: TrainableModel  # what the trainer knows of the model: forward, losses, export
     generator: nn.Module
     discriminator: nn.Module
     structure_generator: nn.Module | None = None
     inpaint_generator: nn.Module | None = None
     vgg: nn.Module | None = None
     ema_generator: nn.Module | None = None  # the moving average of `generator`'s weights (--ema_decay)
+
+    @property
+    def name(self) -> str:
+        return self.trainer.name
 
     def published_generator(self, accelerator: Any) -> nn.Module:
         """What validation and export use: the moving average when there is one, else the trained generator."""
@@ -315,10 +319,11 @@ def build_models(config: TrainConfig) -> GANModels:
     discriminator, the trained companions (`--structure_model`, `--inpaint_model`) and the VGG-16 features."""
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     if config.model == "deepfill":
-        from hoginpaint.baselines.deepfill import DeepFillV2Generator, SNPatchDiscriminator
+        from hoginpaint.baselines.deepfill import DeepFillTraining, DeepFillV2Generator, SNPatchDiscriminator
 
         generator = DeepFillV2Generator(config.base_channels or DEEPFILL_GENERATOR_WIDTH)
-        return GANModels("deepfill", generator, SNPatchDiscriminator(config.base_channels or DEEPFILL_DISCRIMINATOR_WIDTH))
+        return GANModels(DeepFillTraining(), generator,
+                         SNPatchDiscriminator(config.base_channels or DEEPFILL_DISCRIMINATOR_WIDTH))
 
     width = config.base_channels or HOGINPAINT_WIDTH
     structure_generator = inpaint_generator = None
@@ -346,12 +351,12 @@ def build_models(config: TrainConfig) -> GANModels:
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
             inpaint_generator.requires_grad_(False).eval()
-        return GANModels("hoginpaint", generator, discriminator, None, inpaint_generator)
+        return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
 
     generator = inpaint_generator.train() if inpaint_generator is not None else InpaintGenerator(
         width, config.residual_blocks, prefill=config.prefill)
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
-    return GANModels("hoginpaint", generator, PatchDiscriminator(in_channels=3, base_channels=width),
+    return GANModels(HOGInpaintTraining(), generator, PatchDiscriminator(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
 
 
@@ -387,26 +392,29 @@ class StageOutputs:
     masked: torch.Tensor
     guidance: torch.Tensor
     composited: torch.Tensor
-    deepfill: Any = None  # DeepFill v2's `DeepFillOutput` (coarse, refined, completed), for its losses
 
 
-class _SettingsCarrier:
-    """A (possibly DDP-wrapped) G_H as `structure_stage` expects it: called through the wrapper, so that gradients
-    are synchronised, and answering `hog_settings()`, which the wrapper does not forward to the module."""
+GuidanceKind = Literal["hog", "zeros"]
 
-    def __init__(self, generator: nn.Module, settings: HOGSettings) -> None:
-        self.generator = generator
-        self.settings = settings
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.generator(*inputs)
+class TrainableModel(Protocol):
+    """What the trainer knows of a model, and all it knows: the stage's outputs on a batch, the discriminator's
+    loss, the generator's weighted loss terms, and the model a run publishes. The HOG-guided GAN's is
+    `HOGInpaintTraining` (here); DeepFill v2's is `hoginpaint.baselines.deepfill.DeepFillTraining`."""
 
-    def hog_settings(self) -> HOGSettings:
-        return self.settings
+    name: str
+    measures_identity: bool  # whether validation reports the identity distance (RGB outputs of a face model)
 
-    @property
-    def prefill(self) -> str:
-        return prefill_kind(self.generator)
+    def forward(self, stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
+                settings: HOGSettings, guidance: GuidanceKind) -> StageOutputs: ...
+
+    def discriminator_loss(self, discriminator: nn.Module, outputs: StageOutputs,
+                           mask: torch.Tensor) -> torch.Tensor: ...
+
+    def generator_losses(self, stage: Stage, outputs: StageOutputs, mask: torch.Tensor, discriminator: nn.Module,
+                         vgg: nn.Module | None, weights: LossWeights) -> dict[str, torch.Tensor]: ...
+
+    def export(self, config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel: ...
 
 
 def show_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -415,23 +423,23 @@ def show_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def forward_stage(stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
-                  settings: HOGSettings, guidance_kind: Literal["hog", "zeros"] = "hog") -> StageOutputs:
+                  settings: HOGSettings, guidance_kind: GuidanceKind = "hog") -> StageOutputs:
     """Run the stage's generator on `image` `(B, 3, H, W)` with holes `mask` `(B, 1, H, W)` (1 = hole).
 
-    `settings` are the HOG settings of the targets (`hog_settings`).
+    `settings` are the HOG settings of the targets (`hog_settings`). The model's own `forward` does the work.
     """
-    if models.name == "deepfill":
-        from hoginpaint.baselines import deepfill
+    return models.trainer.forward(stage, models, image, mask, settings, guidance_kind)
 
-        output = deepfill.generate(models.generator, image, mask)
-        # DeepFill's discriminator judges the completed image (refined hole, known pixels kept).
-        return StageOutputs(real=image, fake=output.completed, prediction=output.refined, target=image,
-                            masked=show_masked(image, mask), guidance=output.coarse, composited=output.completed,
-                            deepfill=output)
+
+def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
+                settings: HOGSettings, guidance_kind: GuidanceKind = "hog") -> StageOutputs:
+    """The HOG-guided GAN's stage outputs (`HOGInpaintTraining.forward`)."""
     with torch.no_grad():
         target_hog = guidance_target(image, settings)
     if stage == "structure":
-        result = structure_stage(_SettingsCarrier(models.generator, settings), image, mask)
+        # Called through a DDP wrapper when there is one, so that gradients are synchronised; the settings are passed
+        # in because the wrapper does not forward `hog_settings()`.
+        result = structure_stage(models.generator, image, mask, settings)
         gray = to_gray(image)
         return StageOutputs(
             real=torch.cat([target_hog, gray], dim=1),  # (B, 2, H, W): HOG image, grayscale face
@@ -459,11 +467,7 @@ def forward_stage(stage: Stage, models: GANModels, image: torch.Tensor, mask: to
 
 
 def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: torch.Tensor) -> torch.Tensor:
-    """The discriminator's loss on real inputs and detached fakes, in one forward pass."""
-    if outputs.deepfill is not None:
-        from hoginpaint.baselines import deepfill
-
-        return deepfill.discriminator_loss(discriminator, outputs.target, mask, outputs.deepfill)["discriminator"]
+    """The HOG-guided GAN's discriminator loss on real inputs and detached fakes, in one forward pass."""
     logits, _ = discriminator(torch.cat([outputs.real, outputs.fake.detach()]))  # (2B, 1, h, w)
     real_logits, fake_logits = logits.chunk(2)
     return losses.discriminator_loss(real_logits, fake_logits)
@@ -471,16 +475,8 @@ def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: to
 
 def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, discriminator: nn.Module,
                      vgg: nn.Module | None, weights: LossWeights) -> dict[str, torch.Tensor]:
-    """The generator's weighted loss terms and their sum (``"total"``); `discriminator` must be frozen.
-
-    DeepFill v2 keeps its own loss and weights (`hoginpaint.baselines.deepfill.generator_loss`).
-    """
-    if outputs.deepfill is not None:
-        from hoginpaint.baselines import deepfill
-
-        terms = deepfill.generator_loss(discriminator, outputs.target, mask, outputs.deepfill)
-        terms["total"] = terms.pop("generator")
-        return terms
+    """The HOG-guided GAN's weighted generator loss terms and their sum (``"total"``); `discriminator` must be
+    frozen."""
     structure = stage == "structure"
     if weights.feature_matching > 0:
         logits, features = discriminator(torch.cat([outputs.real, outputs.fake]))
@@ -549,7 +545,7 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
     with accelerator.accumulate(models.generator, models.discriminator):
         with accelerator.autocast():
             outputs = forward_stage(stage, models, image, mask, settings, guidance_kind)
-            d_loss = discriminator_loss(models.discriminator, outputs, mask)
+            d_loss = models.trainer.discriminator_loss(models.discriminator, outputs, mask)
         if not all_finite(accelerator, d_loss):
             discriminator_optimizer.zero_grad(set_to_none=True)
             return StepResult({"discriminator": d_loss.item()}, finite=False)
@@ -558,7 +554,7 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
         discriminator_optimizer.zero_grad(set_to_none=True)
 
         with accelerator.autocast(), frozen(accelerator.unwrap_model(models.discriminator)) as discriminator:
-            g_losses = generator_losses(stage, outputs, mask, discriminator, models.vgg, weights)
+            g_losses = models.trainer.generator_losses(stage, outputs, mask, discriminator, models.vgg, weights)
         reported = {"discriminator": d_loss.item(), **{f"generator_{k}": v.item() for k, v in g_losses.items()}}
         if not all_finite(accelerator, g_losses["total"]):
             generator_optimizer.zero_grad(set_to_none=True)
@@ -636,7 +632,7 @@ def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], se
     finally:
         generator.train(was_training)
     metrics = image_metrics(outputs.composited, outputs.target)
-    if stage != "structure" and models.name == "hoginpaint":
+    if stage != "structure" and models.trainer.measures_identity:
         metrics["identity_distance"] = identity_distance(outputs.composited, outputs.target)
     grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])
     return metrics, grid
@@ -715,14 +711,19 @@ class TrainedModel:
         return self.pipeline.save_pretrained(directory, model_card=model_card)
 
 
-def _detached_copy(module: nn.Module) -> nn.Module:
+def detached_copy(module: nn.Module) -> nn.Module:
     """A CPU float32 copy in eval mode, so that exporting never changes the module being trained."""
     module = copy.deepcopy(module).cpu().float().eval()
     return module.requires_grad_(False)
 
 
 def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel:
-    """Assemble the publishable model around the trained (unwrapped) `generator`.
+    """The publishable model around the trained (unwrapped) `generator`: the model's own `export`."""
+    return models.trainer.export(config, models, generator)
+
+
+def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel:
+    """The HOG-guided pipeline around the trained (unwrapped) `generator` (`HOGInpaintTraining.export`).
 
     structure stage: the trained G_H with the G of `--inpaint_model`, else a fresh G (untrained);
     inpaint stage: the trained G with the G_H of `--structure_model`, else a fresh G_H (untrained);
@@ -730,11 +731,7 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
     """
     from hoginpaint.pipeline import HOGInpaintPipeline
 
-    trained = _detached_copy(generator)
-    if models.name == "deepfill":
-        from hoginpaint.baselines.deepfill import DeepFillInpainter
-
-        return TrainedModel(DeepFillInpainter(trained, resolution=config.resolution))
+    trained = detached_copy(generator)
     width = config.base_channels or HOGINPAINT_WIDTH
     untrained = []
     with torch.random.fork_rng(devices=[]):
@@ -742,16 +739,27 @@ def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) 
         if config.stage == "structure":
             structure = trained
             if models.inpaint_generator is not None:
-                inpaint = _detached_copy(models.inpaint_generator)
+                inpaint = detached_copy(models.inpaint_generator)
             else:
                 inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill).eval()
                 untrained = ["inpaint_generator"]
         else:
             inpaint = trained
             if models.structure_generator is not None:
-                structure = _detached_copy(models.structure_generator)
+                structure = detached_copy(models.structure_generator)
             else:
                 structure = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
                                                hog_scale=config.hog_scale, prefill=config.prefill).eval()
                 untrained = ["structure_generator"]
     return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)
+
+
+class HOGInpaintTraining:
+    """The HOG-guided GAN behind the trainer's `TrainableModel` interface (stages: structure, inpaint, joint)."""
+
+    name = "hoginpaint"
+    measures_identity = True
+    forward = staticmethod(hog_forward)
+    discriminator_loss = staticmethod(discriminator_loss)
+    generator_losses = staticmethod(generator_losses)
+    export = staticmethod(hog_export)

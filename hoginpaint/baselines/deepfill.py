@@ -35,7 +35,18 @@ from torch import nn
 from hoginpaint import hub
 from hoginpaint.baselines import BaselineOutput
 from hoginpaint.inference import Inpainter, ModelRun
-from hoginpaint.losses import hinge_discriminator_loss, hinge_generator_loss, l1_loss
+from hoginpaint.hog import HOGSettings
+from hoginpaint.losses import LossWeights, hinge_discriminator_loss, hinge_generator_loss, l1_loss
+from hoginpaint.training import (
+    GANModels,
+    GuidanceKind,
+    Stage,
+    StageOutputs,
+    TrainConfig,
+    TrainedModel,
+    detached_copy,
+    show_masked,
+)
 
 # The attention layer matches patches at 1/8 of the input: two stride-2 convolutions, then its own rate 2.
 SIZE_MULTIPLE = 8
@@ -455,3 +466,41 @@ def generator_loss(
     adversarial = hinge_generator_loss(fake_logits)
     total = weights.l1_coarse * l1_coarse + weights.l1_refined * l1_refined + weights.adversarial * adversarial
     return {"l1_coarse": l1_coarse, "l1_refined": l1_refined, "adversarial": adversarial, "generator": total}
+
+
+@dataclass
+class DeepFillStageOutputs(StageOutputs):
+    """The trainer's stage outputs plus DeepFill's own (coarse, refined, completed), which its losses need."""
+
+    output: DeepFillOutput | None = None
+
+
+class DeepFillTraining:
+    """DeepFill v2 behind the trainer's `hoginpaint.training.TrainableModel` interface: one network (the `inpaint`
+    stage), its discriminator judging the completed image with the mask, hinge losses with its own weights."""
+
+    name = "deepfill"
+    measures_identity = False
+
+    def forward(self, stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
+                settings: HOGSettings, guidance: GuidanceKind) -> DeepFillStageOutputs:
+        output = generate(models.generator, image, mask)
+        # The discriminator judges the completed image (refined hole, known pixels kept).
+        return DeepFillStageOutputs(real=image, fake=output.completed, prediction=output.refined, target=image,
+                                    masked=show_masked(image, mask), guidance=output.coarse,
+                                    composited=output.completed, output=output)
+
+    def discriminator_loss(self, discriminator: SNPatchDiscriminator, outputs: DeepFillStageOutputs,
+                           mask: torch.Tensor) -> torch.Tensor:
+        return discriminator_loss(discriminator, outputs.target, mask, outputs.output)["discriminator"]
+
+    def generator_losses(self, stage: Stage, outputs: DeepFillStageOutputs, mask: torch.Tensor,
+                         discriminator: SNPatchDiscriminator, vgg: nn.Module | None,
+                         weights: LossWeights) -> dict[str, torch.Tensor]:
+        """DeepFill v2's own terms and weights (`generator_loss`); the HOG model's `weights` do not apply."""
+        terms = generator_loss(discriminator, outputs.target, mask, outputs.output)
+        terms["total"] = terms.pop("generator")
+        return terms
+
+    def export(self, config: TrainConfig, models: GANModels, generator: DeepFillV2Generator) -> TrainedModel:
+        return TrainedModel(DeepFillInpainter(detached_copy(generator), resolution=config.resolution))
