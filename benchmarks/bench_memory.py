@@ -29,13 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -44,7 +42,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from hoginpaint import baselines  # noqa: E402
+from hoginpaint import methods  # noqa: E402
+from tests import app_server  # noqa: E402
 
 MODELS = {
     "paper": dict(hoginpaint=dict(base_channels=64, residual_blocks=8, resolution=256),
@@ -61,15 +60,9 @@ def save_models(folder: Path, size: str) -> dict[str, str]:
     """Random-weight models saved as the app loads them → the app's environment variables."""
     paths = {}
     for name, variable in (("hoginpaint", "HOGINPAINT_MODEL"), ("deepfill", "DEEPFILL_MODEL")):
-        method = baselines.load(name, random_init=True, **MODELS[size][name])
+        method = methods.load(name, random_init=True, **MODELS[size][name])
         paths[variable] = str(method.save_pretrained(folder / name))
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RSSSampler:
@@ -109,64 +102,40 @@ class RSSSampler:
         self._thread.join()
 
 
-def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"app.py exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"app.py did not answer within {timeout:.0f} s:\n{log.read_text()}")
-        time.sleep(0.2)
-
-
 def bench_app(args: argparse.Namespace) -> None:
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port = free_port()
-        env = {**os.environ, **save_models(folder, args.models), "GRADIO_SERVER_NAME": "127.0.0.1",
-               "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "GRADIO_TEMP_DIR": str(folder / "gradio")}
-        url = f"http://127.0.0.1:{port}/"
-        log = folder / "app.log"
-        with open(log, "wb") as log_file:
+        started = time.perf_counter()
+        samplers: list[RSSSampler] = []
+        try:
+            process, url = app_server.start_app(folder, args.timeout, models=save_models(folder, args.models),
+                                                on_start=lambda started_process: samplers.append(
+                                                    RSSSampler(started_process.pid)))
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from None
+        sampler = samplers[0]
+        try:
+            up_seconds = time.perf_counter() - started
+            at_start, start_peak = sampler.current, sampler.peak
+            time.sleep(args.idle_seconds)
+            idle = sampler.current
+            client = Client(url, verbose=False, download_files=str(folder / "downloads"),
+                            httpx_kwargs={"timeout": args.timeout})
+            sampler.reset_peak()
+            before = sampler.current
             started = time.perf_counter()
-            process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log_file,
-                                       stderr=subprocess.STDOUT)
-            sampler = RSSSampler(process.pid)
-            try:
-                wait_until_up(process, url, log, args.timeout)
-                up_seconds = time.perf_counter() - started
-                at_start, start_peak = sampler.current, sampler.peak
-                time.sleep(args.idle_seconds)
-                idle = sampler.current
-                client = Client(url, verbose=False, download_files=str(folder / "downloads"),
-                                httpx_kwargs={"timeout": args.timeout})
-                sampler.reset_peak()
-                before = sampler.current
-                started = time.perf_counter()
-                job = client.submit(photo=handle_file(str(ASTRONAUT)), mask=handle_file(str(ASTRONAUT_MASK)),
-                                    intact=True, api_name="/inpaint")
-                status = job.result(timeout=args.timeout)[-1]
-                request_seconds = time.perf_counter() - started
-                serving_peak = sampler.peak
-                time.sleep(1.0)
-                after = sampler.current
-            finally:
-                sampler.stop()
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            job = client.submit(photo=handle_file(str(ASTRONAUT)), mask=handle_file(str(ASTRONAUT_MASK)),
+                                intact=True, api_name="/inpaint")
+            status = job.result(timeout=args.timeout)[-1]
+            request_seconds = time.perf_counter() - started
+            serving_peak = sampler.peak
+            time.sleep(1.0)
+            after = sampler.current
+        finally:
+            sampler.stop()
+            app_server.stop_app(process)
 
     sizes = MODELS[args.models]
     print(f"\napp.py RSS (process + children), {args.models} random models {json.dumps(sizes)}:")
@@ -193,7 +162,7 @@ def make_inputs(batch: int, size: int = 256) -> tuple[torch.Tensor, torch.Tensor
 
 
 def load_method(name: str, size: str, device: str):
-    return baselines.load(name, random_init=True, **MODELS[size][name]).to(device)
+    return methods.load(name, random_init=True, **MODELS[size][name]).to(device)
 
 
 CPU_CHILD = """

@@ -21,16 +21,11 @@ callers. Prints one line per wave and a summary (~5 minutes on 2 busy cores); ex
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +36,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests import app_server  # noqa: E402
 
 PHOTO = ROOT / "assets" / "astronaut.jpg"
 MASK = ROOT / "assets" / "astronaut_mask.png"
@@ -68,69 +65,23 @@ class Wave:
     rss_mb: float = 0.0
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width x height pixels but holds one row: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
-            + chunk(b"IEND", b""))
-
-
 def write_inputs(folder: Path) -> None:
     """The photo and its mask at half size (face detection is 4x quicker), and the bad inputs, all in `folder`."""
     with Image.open(PHOTO) as photo, Image.open(MASK) as mask:
         photo.convert("RGB").resize((SIDE, SIDE), Image.BICUBIC).save(folder / PHOTO_NAME)
         mask.convert("L").resize((SIDE, SIDE), Image.NEAREST).save(folder / MASK_NAME)
     (folder / "notes.png").write_text("not a picture")
-    (folder / "bomb.png").write_bytes(png_header(12_000, 12_000))
+    (folder / "bomb.png").write_bytes(app_server.png_header(12_000, 12_000))
     Image.new("L", (300, 200), 255).save(folder / "small.png")
     Image.new("L", (SIDE, SIDE), 0).save(folder / "empty.png")
 
 
-def save_tiny_models(folder: Path) -> dict[str, str]:
-    """Random-weight HOG and DeepFill models at 64 px, saved where the app's env vars point."""
-    from hoginpaint import methods
-
-    hog = methods.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
-    deepfill = methods.load("deepfill", random_init=True, base_channels=8, resolution=64)
-    return {"HOGINPAINT_MODEL": str(hog.save_pretrained(folder / "hoginpaint")),
-            "DEEPFILL_MODEL": str(deepfill.save_pretrained(folder / "deepfill"))}
-
-
 def start_app(folder: Path, start_timeout_s: float) -> tuple[subprocess.Popen, str]:
-    """`python app.py` on 127.0.0.1 and a free port, tiny models; returns the process and its URL once it answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, **save_tiny_models(folder), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "GRADIO_TEMP_DIR": str(folder / "gradio"), "OMP_NUM_THREADS": "1"}
-    url = f"http://127.0.0.1:{port}/"
-    with open(folder / "app.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + start_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}:\n{(folder / 'app.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.3)
-    stop_app(process)
-    raise RuntimeError(f"app.py did not answer within {start_timeout_s:.0f} s:\n{(folder / 'app.log').read_text()}")
+    """`python app.py` on 127.0.0.1 with tiny models, one intra-op thread (`tests.app_server.start_app`)."""
+    return app_server.start_app(folder, start_timeout_s, extra_env={"OMP_NUM_THREADS": "1"})
 
 
-def stop_app(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+stop_app = app_server.stop_app
 
 
 def pixels(path: str | Path) -> np.ndarray:

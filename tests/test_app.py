@@ -5,13 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import socket
-import struct
-import subprocess
 import sys
-import time
-import urllib.request
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hoginpaint import methods
+from tests import app_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = REPO_ROOT / "assets" / "astronaut.jpg"
@@ -27,60 +21,19 @@ ASTRONAUT_MASK = REPO_ROOT / "assets" / "astronaut_mask.png"
 TIMEOUT = 180  # seconds for any one request (generous: CI shares 2 cores); start-up gets two of them
 
 
-def save_tiny_models(folder: Path) -> dict[str, str]:
-    """Random-weight HOG and DeepFill models at 64 px, saved as the app loads them → the app's env vars."""
-    hog = methods.load("hoginpaint", random_init=True, base_channels=8, residual_blocks=1, resolution=64)
-    deepfill = methods.load("deepfill", random_init=True, base_channels=8, resolution=64)
-    return {"HOGINPAINT_MODEL": str(hog.save_pretrained(folder / "hoginpaint")),
-            "DEEPFILL_MODEL": str(deepfill.save_pretrained(folder / "deepfill"))}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve_app(folder: Path) -> Iterator[str]:
-    """`python app.py` on 127.0.0.1 and a free port (through GRADIO_SERVER_*), tiny models; yields its URL.
+    """The app on 127.0.0.1 with tiny models (`tests.app_server`); yields its URL.
 
     With HOGINPAINT_APP_SHIPPED_MODELS=1 in the environment the app loads its defaults, the checkpoints shipped in
     `checkpoints/` (for the README's screenshot).
     """
-    port = free_port()
     shipped = os.environ.get("HOGINPAINT_APP_SHIPPED_MODELS") == "1"
-    models = {} if shipped else save_tiny_models(folder)
-    base = {key: value for key, value in os.environ.items() if key not in ("HOGINPAINT_MODEL", "DEEPFILL_MODEL")}
-    env = {**base, **models, "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "GRADIO_TEMP_DIR": str(folder / "gradio")}
-    url = f"http://127.0.0.1:{port}/"
-    with open(folder / "app.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 2 * TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"app.py exited with {process.returncode}:\n{(folder / 'app.log').read_text()}")
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within {2 * TIMEOUT} s:\n{(folder / 'app.log').read_text()}")
-                time.sleep(0.3)
+    try:
+        with app_server.serve_app(folder, 2 * TIMEOUT, models={} if shipped else None) as url:
             yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
@@ -173,16 +126,6 @@ def test_without_a_face_the_crop_is_taken_around_the_hole(client, tmp_path):
     np.testing.assert_array_equal(result[~hole], wall[~hole])
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height grayscale pixels but holds one row: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
-            + chunk(b"IEND", b""))
-
-
 BAD_INPUTS = {
     # name: (photo, mask, what the message must say)
     "not an image": ("notes.png", "astronaut_mask", "Photo: the file is not an image Pillow can read"),
@@ -202,7 +145,7 @@ BAD_INPUTS = {
 def bad_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
     (folder / "notes.png").write_text("not a picture")
-    (folder / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    (folder / "bomb.png").write_bytes(app_server.png_header(12_000, 12_000))
     Image.new("RGB", (1, 1), "white").save(folder / "dot.png")
     Image.new("L", (512, 512), 0).save(folder / "empty.png")
     Image.new("L", (512, 512), 255).save(folder / "full.png")
@@ -268,7 +211,7 @@ def test_app_still_answers_after_bad_inputs(client):
 def app_module(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in save_tiny_models(folder).items():
+        for name, value in app_server.save_tiny_models(folder).items():
             patch.setenv(name, value)
         app = importlib.reload(sys.modules["app"]) if "app" in sys.modules else importlib.import_module("app")
     return app
@@ -299,7 +242,7 @@ def test_model_status_says_which_model_and_why(app_module, monkeypatch, tmp_path
 def test_photo_goes_on_the_canvas_only_when_it_can_be_read(app_module, tmp_path):
     assert app_module.show_in_editor(str(ASTRONAUT)) == {"background": str(ASTRONAUT), "layers": [],
                                                          "composite": str(ASTRONAUT)}
-    (tmp_path / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    (tmp_path / "bomb.png").write_bytes(app_server.png_header(12_000, 12_000))
     with pytest.warns(UserWarning, match="^Photo: the file is larger than 50,000,000 pixels"):
         assert app_module.show_in_editor(str(tmp_path / "bomb.png")) is None
 
@@ -385,7 +328,7 @@ def test_bad_brush_layer_is_refused_in_words(app_module, tmp_path):
     import gradio as gr
 
     (tmp_path / "notes.png").write_text("not a picture")
-    (tmp_path / "bomb.png").write_bytes(png_header_only(12_000, 12_000))
+    (tmp_path / "bomb.png").write_bytes(app_server.png_header(12_000, 12_000))
     with pytest.raises(gr.Error) as raised:
         app_module.inpaint(str(ASTRONAUT), None, {"layers": [str(tmp_path / "notes.png")]})
     assert raised.value.message.startswith("Brush layer: the file is not an image Pillow can read")

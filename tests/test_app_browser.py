@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.test_app import ASTRONAUT, TIMEOUT, serve_app
 
+pytestmark = pytest.mark.slow  # starts servers or processes: minutes on 2 cores; `-m "not slow"` skips it
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -5,7 +5,6 @@ are at most ~1.5, so this is float32 rounding of the same arithmetic.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

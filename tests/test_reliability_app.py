@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts servers or processes: minutes on 2 cores; `-m "not slow"` skips it
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for one call, and for start-up
 

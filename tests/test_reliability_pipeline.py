@@ -20,13 +20,11 @@ import os
 import pickle
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +36,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from tests import app_server
 from hoginpaint import __main__ as cli
 from hoginpaint import imageio
 from hoginpaint.hub import HubError
@@ -268,21 +267,10 @@ def test_odd_containers_are_refused_with_what_was_wrong(pipeline, case):
         pipeline(image=image, mask_image=mask)
 
 
-def png_header(width: int, height: int, rows: int = 1) -> bytes:
-    """A PNG that declares width x height grayscale pixels but holds only `rows` rows: a bomb's header, built in
-    microseconds."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1) * rows))
-            + chunk(b"IEND", b""))
-
-
 @pytest.mark.parametrize("width, height", [(100_000, 100_000), (8_000, 7_000)])  # above twice the limit / above it
 def test_decompression_bomb_header_is_refused(pipeline, tmp_path, width, height):
     assert Image.MAX_IMAGE_PIXELS == imageio.MAX_IMAGE_PIXELS == 50_000_000  # the guard is on, at the documented value
-    (tmp_path / "bomb.png").write_bytes(png_header(width, height))
+    (tmp_path / "bomb.png").write_bytes(app_server.png_header(width, height))
     Image.new("L", (64, 64)).save(tmp_path / "mask.png")
     message = rf"bomb.png is larger than 50,000,000 pixels .*{width * height}.*; downscale it"
     with pytest.raises(ValueError, match=message):
@@ -292,7 +280,7 @@ def test_decompression_bomb_header_is_refused(pipeline, tmp_path, width, height)
 
 
 def test_truncated_file_within_the_limit_is_refused(pipeline, tmp_path):
-    whole = png_header(4000, 4000, rows=4000)  # 16 MP, within the limit; a download cut short:
+    whole = app_server.png_header(4000, 4000, rows=4000)  # 16 MP, within the limit; a download cut short:
     (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match=r"could not read the image .*cut.png: .*is the file complete\?"):
         pipeline(image=tmp_path / "cut.png", mask_image=np.ones((4000, 4000), bool))
@@ -357,7 +345,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def test_cli_process_refuses_a_bomb_in_one_line(model_dir, tmp_path):
-    (tmp_path / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    (tmp_path / "bomb.png").write_bytes(app_server.png_header(100_000, 100_000))
     Image.new("L", (64, 64)).save(tmp_path / "mask.png")
     done = run_cli("--image", str(tmp_path / "bomb.png"), "--mask", str(tmp_path / "mask.png"), "--output",
                    str(tmp_path / "out.png"), "--model", str(model_dir), "--device", "cpu")

@@ -29,6 +29,8 @@ from hoginpaint.checkpoints import state_hash
 from tests.conftest import load_validation_faces
 from tests.hub_server import HubServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes: minutes on 2 cores; `-m "not slow"` skips it
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PUSHED_REPO = "me/hoginpaint-joint"
 
