@@ -42,7 +42,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, device: str, workdir: Path,
-                mixed_precision: str = "no", prefill: str = "none") -> float:
+                mixed_precision: str = "no", prefill: str = "none", vgg_losses: bool = True) -> float:
     """Images per second of `train_step` for `stage` ("structure", "inpaint", "joint" or "deepfill")."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -62,7 +62,8 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
     options = {"structure": dict(stage="structure"), "inpaint": dict(stage="inpaint"),
                "joint": dict(stage="joint", structure_model=str(guide)),
                "deepfill": dict(model="deepfill", stage="inpaint", base_channels=None)}[stage]
-    config = training.TrainConfig(**{**size, "train_batch_size": batch_size, "vgg_weights": str(vgg), **options,
+    losses = {"vgg_weights": str(vgg)} if vgg_losses else {"perceptual_weight": 0.0, "style_weight": 0.0}
+    config = training.TrainConfig(**{**size, "train_batch_size": batch_size, **losses, **options,
                                      "mixed_precision": mixed_precision, "prefill": prefill})
 
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--mixed_precision", nargs="+", choices=["no", "bf16", "fp16"], default=["no", "bf16"],
                         help="precisions compared in the same run (the first is the reference of the ratio)")
     parser.add_argument("--prefill", choices=["none", "harmonic", "biharmonic"], default="none")
+    parser.add_argument("--vgg_losses", action=argparse.BooleanOptionalAction, default=True,
+                        help="include the VGG-16 perceptual and style terms (random weights) in the inpaint/joint step")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -140,7 +143,7 @@ def main() -> None:
                 reference = None
                 for precision in args.mixed_precision:
                     rate = bench_stage(stage, config_name, batch_size, steps, args.device, Path(folder), precision,
-                                       args.prefill)
+                                       args.prefill, args.vgg_losses)
                     reference = reference or rate
                     print(f"  {stage:<10} {precision:<4} {rate:8.2f} images/s  ({batch_size / rate:7.3f} s/step)  "
                           f"x{rate / reference:.2f}")

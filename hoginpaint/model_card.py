@@ -61,6 +61,7 @@ def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         untrained=summary.get("untrained_components") or [],
+        prefill=config.get("prefill", "none"),
         untrained_text=" and ".join(f"`{name}`" for name in summary.get("untrained_components") or []),
         dataset_description=_dataset_description(config, is_hub_dataset),
         mask_description=_mask_description(config),
@@ -89,7 +90,10 @@ def _dataset_description(config: dict[str, Any], is_hub_dataset: bool) -> str:
         name = config["dataset_name"]
         source = f"[{name}](https://huggingface.co/datasets/{name})"
     else:
-        source = f"a local dataset folder (`{Path(config['train_data_dir']).name}`)"
+        folders = [Path(part.strip()).name for part in config["train_data_dir"].split(",") if part.strip()]
+        source = (f"a local dataset folder (`{folders[0]}`)" if len(folders) == 1 else
+                  "local dataset folders " + ", ".join(f"`{name}`" for name in folders) + ", interleaved one image "
+                  "from each in turn")
     limit = f", its first {config['max_train_samples']} images" if config.get("max_train_samples") else ""
     return f"Trained on {source}, split `{config['train_split']}`{limit}, column `{config['image_column']}`."
 
@@ -111,7 +115,15 @@ def _loss_description(config: dict[str, Any]) -> str:
         terms = {"L1": config["l1_weight"], "adversarial": config["adversarial_weight"],
                  "perceptual (VGG-16)": config["perceptual_weight"], "style (VGG-16 Gram)": config["style_weight"]}
     terms["feature matching"] = config["feature_matching_weight"]
-    return ", ".join(f"{name} {weight:g}" for name, weight in terms.items() if weight > 0)
+    described = ", ".join(f"{name} {weight:g}" for name, weight in terms.items() if weight > 0)
+    extras = []
+    if config.get("l1_hole_weight", 1.0) != 1.0:
+        extras.append(f"hole pixels weigh {config['l1_hole_weight']:g}x in L1")
+    if config.get("adversarial_warmup_steps"):
+        extras.append(f"L1 only for the first {config['adversarial_warmup_steps']} steps")
+    if config.get("ema_decay"):
+        extras.append(f"exported weights: moving average of G's, decay {config['ema_decay']:g}")
+    return described + (f" ({'; '.join(extras)})" if extras else "")
 
 
 def _network_description(components: dict[str, dict[str, Any]]) -> str:

@@ -38,12 +38,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "pre-fill, plain L1": ("inpaint", ["--prefill", "biharmonic", "--l1_hole_weight", "1"]),
     "no adversarial term": ("inpaint", REFERENCE + ["--adversarial_weight", "0"]),
     "+ L1-only warm-up (first half)": ("inpaint", REFERENCE + ["--adversarial_warmup_steps", "HALF"]),
+    "joint: G_H's HOG guidance": ("joint", REFERENCE),
+    "joint: guidance → zeros": ("joint", REFERENCE + ["--guidance", "zeros"]),
     "+ learning rate 5e-4": ("inpaint", REFERENCE + ["--learning_rate", "5e-4"]),
     "+ EMA of G's weights (0.999)": ("inpaint", REFERENCE + ["--ema_decay", "0.999"]),
     "+ feature matching 10": ("inpaint", REFERENCE + ["--feature_matching_weight", "10"]),
     "HOG guidance → zeros (ground-truth-HOG stage)": ("inpaint", REFERENCE + ["--guidance", "zeros"]),
-    "joint: G_H's HOG guidance": ("joint", REFERENCE),
-    "joint: guidance → zeros": ("joint", REFERENCE + ["--guidance", "zeros"]),
 }
 
 
