@@ -377,7 +377,8 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
     with gr.Row():
         slider = gr.ImageSlider(label="Before / after (HOG-guided)", format="png", type="pil", max_height=420)
         table = gr.Dataframe(headers=["image", "identity distance to the original", "same person (< 0.6)"],
-                             label="Identity (dlib descriptors; lower is closer)", interactive=False)
+                             label="Identity (dlib descriptors; lower is closer)", interactive=False,
+                             elem_id="identity")
     photo.change(show_in_editor, photo, brush, api_visibility="private")
     for choice, button in buttons.items():
         button.click(lambda photo, brush, choice=choice: paint_preset(photo, brush, choice), [photo, brush], brush,
