@@ -159,3 +159,24 @@ def test_to_changes_device_and_dtype(faces, masks):
     result = pipe(image=faces[0], mask_image=masks[0], output_type="pt").images[0]
     assert result.dtype == torch.float32
     torch.testing.assert_close(result, reference, rtol=0, atol=1e-4)
+
+
+def test_the_shared_call_equals_the_two_stages_composed_by_hand():
+    # hoginpaint.inference.Inpainter.__call__ is shared with DeepFill: for the paper's configuration it must be
+    # exactly prepare → structure_stage → inpaint_stage → paste_back, bit for bit.
+    from hoginpaint.imageio import paste_back, prepare
+    from hoginpaint.stages import inpaint_stage, structure_stage
+
+    pipe = HOGInpaintPipeline.from_config(base_channels=8, residual_blocks=1, resolution=32, seed=3)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 50, 60, generator=generator)
+    mask = torch.zeros(1, 50, 60)
+    mask[:, 10:30, 20:45] = 1
+    out = pipe(image=image, mask_image=mask, output_type="pt")
+    batch = prepare([image], [mask], 32)
+    with torch.inference_mode():
+        structure = structure_stage(pipe.structure_generator, batch.image, batch.mask)
+        _, composited = inpaint_stage(pipe.inpaint_generator, batch.image, batch.mask, structure.guidance)
+    assert torch.equal(out.result_tensor, composited)
+    assert torch.equal(out.guidance_tensor, structure.guidance)
+    assert torch.equal(out.images[0], paste_back(image, composited[0].clone(), mask, feather=4))
