@@ -47,7 +47,6 @@ from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from hoginpaint import hub
-from hoginpaint.model_card import render_model_card
 from hoginpaint.checkpoints import (
     list_checkpoints,
     remove_incomplete_checkpoints,
@@ -55,21 +54,20 @@ from hoginpaint.checkpoints import (
     save_checkpoint,
     state_hash,
 )
+from hoginpaint.data import training_batches, validation_data
+from hoginpaint.model_card import render_model_card
+from hoginpaint.train_config import TrainConfig, config_from_args
 from hoginpaint.training import (
     GANModels,
-    TrainConfig,
     TrainedModel,
     build_models,
-    config_from_args,
     hog_settings,
     make_optimizers,
     train_step,
     trained_model,
     update_ema,
-    training_batches,
-    validate,
-    validation_data,
 )
+from hoginpaint.validation import validate
 
 logger = get_logger(__name__, log_level="INFO")
 

@@ -20,7 +20,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import datasets
 import numpy as np
@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
     from hoginpaint.masks import MaskSource
+    from hoginpaint.train_config import TrainConfig
 
 # What PIL raises on bytes that are not an image it can decode (truncated JPEG, random bytes, a bomb).
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -302,3 +303,46 @@ def validation_batch(
             "lower --num_validation_images"
         )
     return {"image": torch.stack(batch_images), "mask": torch.stack(masks)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What a training run reads, from its config
+
+
+def mask_source(config: TrainConfig, split: Literal["train", "eval"]) -> Any:
+    """Masks for training (`--mask_dir`: the folder's training masks, augmented) or validation (its evaluation masks,
+    as they are); without `--mask_dir`, generated masks of `--mask_kind` for both."""
+    from hoginpaint.masks import FolderMasks, make_mask_source
+
+    if config.mask_dir:
+        return FolderMasks(config.mask_dir, split=split, augment=split == "train")
+    return make_mask_source(config.mask_kind)
+
+
+def training_batches(config: TrainConfig, rank: int, world_size: int, resume_step: int = 0) -> Iterator[dict]:
+    """Endless batches of this rank's share of the training split (see the module docstring), on the CPU."""
+    images = load_image_datasets(config.data_sources, config.train_split, config.image_column, config.streaming,
+                                 seed=config.seed)
+    images = training_stream(images, config.seed, rank, world_size, config.shuffle_buffer_size,
+                             config.shuffle_input_shards, config.max_train_samples, resume_step)
+    stream = FaceMaskStream(images, config.image_column, config.resolution, mask_source(config, "train"),
+                            config.seed, rank, resume_step)
+    loader = make_dataloader(stream, config.train_batch_size, config.dataloader_num_workers)
+    return endless_batches(loader, stream)
+
+
+def validation_data(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The fixed validation batch: the first `--num_validation_images` images of the validation split, with masks
+    drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume)."""
+    sources = config.data_sources
+    batches = []
+    for index, source in enumerate(sources):
+        # An equal share of the batch from each source, the first ones taking the remainder.
+        count = config.num_validation_images // len(sources) + (index < config.num_validation_images % len(sources))
+        if count == 0:
+            continue
+        split = config.validation_split or validation_split_name(source)
+        images = load_image_dataset(source, split, config.image_column, streaming=True)
+        batches.append(validation_batch(images, config.image_column, config.resolution, count,
+                                             mask_source(config, "eval"), config.seed))
+    return {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}

@@ -1,5 +1,9 @@
-"""What `train_accelerate.py` composes: the configuration, the models of each stage, one GAN step, validation and
-atomic checkpoints.
+"""What `train_accelerate.py` composes for one run: the models of each stage, one GAN step, and the model a run
+publishes. Its options are `hoginpaint.train_config.TrainConfig`; its data `hoginpaint.data`; its validation
+`hoginpaint.validation`; its checkpoints `hoginpaint.checkpoints`.
+
+The trainer knows a model only through `TrainableModel` (its stage outputs, its two losses, its export):
+`HOGInpaintTraining` here, `hoginpaint.baselines.deepfill.DeepFillTraining` for the baseline.
 
 The three stages are EdgeConnect's schedule (Nazeri et al. 2019) with the HOG image in place of edges (Salem, Mahdi &
 Abbas): ``structure`` trains G_H and D_H, ``inpaint`` trains G and D guided by the ground-truth HOG image, ``joint``
@@ -22,12 +26,8 @@ perceptual term the whole raw output.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
-import dataclasses
-import math
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,220 +36,18 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import nn
 
-from hoginpaint import config, losses
-from hoginpaint.config import option
-from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings, guidance_target, to_gray
+from hoginpaint import losses
+from hoginpaint.hog import HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, StructureGenerator
-from hoginpaint.prefill import PrefillKind, check_prefill_kind
 from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
-
-Stage = Literal["structure", "inpaint", "joint"]
-ModelName = Literal["hoginpaint", "deepfill"]
-MaskKind = Literal["free_form", "irregular", "rectangle"]
-
-_PAPER_WEIGHTS = LossWeights()
-HOGINPAINT_WIDTH = 64  # EdgeConnect's / the paper's base width
-DEEPFILL_GENERATOR_WIDTH = 48  # the official cnum
-DEEPFILL_DISCRIMINATOR_WIDTH = 64
-
-
-_option = option
-
-
-@dataclass
-class TrainConfig:
-    """Every option of `train_accelerate.py`; the argument parser is generated from these fields."""
-
-    # What to train
-    model: ModelName = _option("hoginpaint", "which model to train: the paper's HOG-guided GAN or the DeepFill v2 "
-                                             "baseline (one network; use --stage inpaint with it)")
-    stage: Stage = _option("structure", "structure: G_H + D_H on HOG images; inpaint: G + D guided by the "
-                                        "ground-truth HOG; joint: G guided by the frozen G_H's prediction "
-                                        "(needs --structure_model)")
-    structure_model: str | None = _option(None, "a trained structure generator (local folder or Hub id; a pipeline "
-                                                "or a generator folder): frozen guide of the joint stage, and carried "
-                                                "into the saved pipeline by the other stages")
-    inpaint_model: str | None = _option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
-                                              "a generator folder) to start G from (joint stage), or to carry into "
-                                              "the saved pipeline (structure stage)")
-    output_dir: str = _option("hoginpaint-model", "where checkpoints, logs, the trained pipeline, "
-                                                  "training_summary.json and the model card are written")
-
-    # Networks
-    resolution: int = _option(256, "side of the square training images (a multiple of 4, at least 24)")
-    base_channels: int | None = _option(None, "width of the first generator and discriminator layer; default: "
-                                              "the paper's (hoginpaint 64; DeepFill v2 48 for G, 64 for D)")
-    residual_blocks: int = _option(8, "residual blocks in each generator (paper: 8)")
-    pixels_per_cell: int = _option(8, "HOG cell size in pixels (paper: 8)")
-    prefill: PrefillKind = _option("none", "classical pre-fill of the hole that the generators refine "
-                                           "(hoginpaint.prefill): none is the paper's (hole zeroed); biharmonic "
-                                           "makes G and G_H predict a correction of a biharmonic fill, starting "
-                                           "at that classical floor. Recorded in the generators' config.json")
-    hog_scale: float = _option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
-                                                "to [0, 1] (hoginpaint.hog; 0.05 suits 256 px with 8-pixel cells, "
-                                                "0.12 suits 128 px with 4-pixel cells)")
-
-    guidance: Literal["hog", "zeros"] = _option("hog", "what guides G while it trains: the HOG image (the paper), or "
-                                                    "zeros (an ablation that measures what the HOG guidance adds; "
-                                                    "the exported model is not meant for use)")
-
-    # Losses (defaults: the paper's weights, hoginpaint.losses.LossWeights)
-    structure_l1_weight: float = _option(_PAPER_WEIGHTS.structure_l1, "structure stage: L1 weight")
-    structure_adversarial_weight: float = _option(_PAPER_WEIGHTS.structure_adversarial,
-                                                  "structure stage: adversarial weight")
-    l1_weight: float = _option(_PAPER_WEIGHTS.l1, "inpaint/joint stage: L1 weight")
-    adversarial_weight: float = _option(_PAPER_WEIGHTS.adversarial, "inpaint/joint stage: adversarial weight")
-    perceptual_weight: float = _option(_PAPER_WEIGHTS.perceptual, "inpaint/joint stage: VGG-16 perceptual weight "
-                                                                   "(needs VGG weights)")
-    style_weight: float = _option(_PAPER_WEIGHTS.style, "inpaint/joint stage: VGG-16 style (Gram) weight "
-                                                         "(needs VGG weights)")
-    feature_matching_weight: float = _option(_PAPER_WEIGHTS.feature_matching,
-                                             "discriminator feature-matching weight (off in the paper)")
-    l1_hole_weight: float = _option(1.0, "weight of hole pixels in every L1 term, known pixels weighing 1 (1: the "
-                                         "paper's plain mean; partial convolutions use 6)")
-    adversarial_warmup_steps: int = _option(0, "optimizer steps trained without the adversarial and feature-matching "
-                                               "terms before they are switched on (GLCIC's reconstruction warm-up; "
-                                               "the discriminator still trains meanwhile)")
-    vgg_weights: str | None = _option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
-                                            "perceptual and style losses; without it they are fetched from the Hub")
-
-    # Data
-    dataset_name: str = _option("flwrlabs/celeba", "Hub dataset id (ignored when --train_data_dir is given)")
-    train_data_dir: str | None = _option(None, "a local folder of images or of parquet shards (Hub layout) to "
-                                               "train on instead of --dataset_name; several, comma-separated, are "
-                                               "interleaved (datasets.interleave_datasets, one image from each in "
-                                               "turn) and validated on together")
-    train_split: str = _option("train", "split to train on")
-    validation_split: str | None = _option(None, "split to validate on; default: the first of validation, valid, "
-                                                 "test that the dataset has")
-    image_column: str = _option("image", "column holding the images")
-    streaming: bool = _option(True, "stream the dataset (--no-streaming downloads and prepares it first)")
-    shuffle_buffer_size: int = _option(1000, "size of the streaming shuffle buffer")
-    shuffle_input_shards: int = _option(10, "shards read at once to fill the shuffle buffer (datasets' "
-                                            "max_buffer_input_shards: more mixes better; above 1 they are read by "
-                                            "threads, which take ~5 s to stop when training ends)")
-    max_train_samples: int | None = _option(None, "train on the first N images only (for debugging or quick runs)")
-    mask_dir: str | None = _option(None, "a folder of hole masks (the NVIDIA irregular set: training masks only, "
-                                         "augmented); overrides --mask_kind")
-    mask_kind: MaskKind = _option("free_form", "generated masks to train with when --mask_dir is not given")
-    dataloader_num_workers: int = _option(2, "data loader worker processes per rank")
-
-    # Optimisation
-    train_batch_size: int = _option(8, "images per rank and step")
-    gradient_accumulation_steps: int = _option(1, "micro-batches accumulated per optimizer step")
-    max_train_steps: int = _option(10000, "optimizer steps to train for (counting the resumed ones)")
-    max_train_minutes: float | None = _option(None, "stop after this many minutes of training in this run (a "
-                                                    "checkpoint and the model are written as at the last step); for "
-                                                    "time-boxed runs, e.g. a GPU lease")
-    learning_rate: float = _option(1e-4, "generator learning rate (Adam)")
-    d_lr_ratio: float = _option(0.1, "discriminator learning rate / generator learning rate")
-    adam_beta1: float = _option(0.0, "Adam beta1")
-    adam_beta2: float = _option(0.9, "Adam beta2")
-    ema_decay: float = _option(0.0, "decay of an exponential moving average of G's weights that validation and the "
-                                    "exported model use (0: off, the paper; 0.999 as in MAT and Yazıcı et al. "
-                                    "2019), warmed up as min(decay, (1 + step) / (10 + step))")
-    mixed_precision: Literal["no", "fp16", "bf16"] = _option("no", "mixed precision (fp16 needs CUDA)")
-    seed: int = _option(0, "seed of the weights, the data order and the masks")
-    max_nonfinite_steps: int = _option(0, "consecutive steps with a NaN/Inf loss tolerated (their updates are "
-                                          "skipped) before training stops; 0 stops at the first")
-
-    # Checkpoints, logging, validation
-    checkpointing_steps: int = _option(500, "save the training state every N steps (0: only at the end)")
-    checkpoints_total_limit: int | None = _option(3, "keep at most N checkpoints (oldest deleted first)")
-    resume_from_checkpoint: str | None = _option(None, "'latest' (the newest complete checkpoint in output_dir, "
-                                                       "if any) or a checkpoint folder to continue from")
-    validation_steps: int = _option(500, "validate on a fixed batch every N steps (0: only at the end; "
-                                         "-1: never)")
-    num_validation_images: int = _option(8, "images in the fixed validation batch")
-    logging_dir: str = _option("logs", "TensorBoard log folder, relative to output_dir")
-
-    # Hub
-    push_to_hub: bool = _option(False, "push the trained pipeline to the Hub at the end")
-    hub_model_id: str | None = _option(None, "Hub repository to push to ('org/name')")
-    hub_token: str | None = _option(None, "Hub token (default: the logged-in one)")
-    hub_private: bool = _option(False, "create the Hub repository as private")
-    push_checkpoints: bool = _option(False, "also push the pipeline at every checkpoint (one commit each)")
-
-    def __post_init__(self) -> None:
-        def positive(name: str) -> None:
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name} must be at least 1, got {value}")
-
-        for name in ("resolution", "base_channels", "residual_blocks", "pixels_per_cell", "train_batch_size",
-                     "gradient_accumulation_steps", "max_train_steps", "num_validation_images",
-                     "shuffle_buffer_size", "shuffle_input_shards", "max_train_samples", "checkpoints_total_limit"):
-            positive(name)
-        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
-            raise ValueError(f"--max_train_minutes must be positive, got {self.max_train_minutes}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"--ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not (math.isfinite(self.l1_hole_weight) and self.l1_hole_weight > 0):
-            raise ValueError(f"--l1_hole_weight must be a positive number, got {self.l1_hole_weight}")
-        check_prefill_kind(self.prefill)
-        for name in ("checkpointing_steps", "dataloader_num_workers", "max_nonfinite_steps",
-                     "adversarial_warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        if self.validation_steps < -1:
-            raise ValueError(f"--validation_steps must be >= -1, got {self.validation_steps}")
-        multiple = math.lcm(4, self.pixels_per_cell)  # the encoder halves twice; HOG cells tile the image
-        if self.resolution % multiple or self.resolution < 24:
-            raise ValueError(f"--resolution must be a multiple of {multiple} (4 and --pixels_per_cell) and at least "
-                             f"24, got {self.resolution}")
-        if self.learning_rate <= 0 or self.d_lr_ratio <= 0:
-            raise ValueError(f"--learning_rate and --d_lr_ratio must be positive, got {self.learning_rate}, "
-                             f"{self.d_lr_ratio}")
-        self.loss_weights()  # LossWeights refuses negative or non-finite weights
-        if self.stage == "joint" and self.model == "hoginpaint" and not self.structure_model:
-            raise ValueError("--stage joint trains G guided by a trained G_H: pass --structure_model (a folder or "
-                             "Hub id written by the structure stage)")
-        if self.model == "deepfill" and self.stage != "inpaint":
-            raise ValueError(f"--model deepfill trains a single network, not a {self.stage!r} stage; pass --stage "
-                             "inpaint")
-        if (self.push_to_hub or self.push_checkpoints) and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/hoginpaint-celeba)")
-
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            structure_l1=self.structure_l1_weight,
-            structure_adversarial=self.structure_adversarial_weight,
-            l1=self.l1_weight,
-            adversarial=self.adversarial_weight,
-            perceptual=self.perceptual_weight,
-            style=self.style_weight,
-            feature_matching=self.feature_matching_weight,
-            l1_hole=self.l1_hole_weight,
-        )
-
-    @property
-    def data_source(self) -> str:
-        return self.train_data_dir or self.dataset_name
-
-    @property
-    def data_sources(self) -> list[str]:
-        """The training sources: the comma-separated folders of --train_data_dir, else --dataset_name."""
-        if self.train_data_dir:
-            return [part.strip() for part in self.train_data_dir.split(",") if part.strip()]
-        return [self.dataset_name]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able values of every field, the Hub token left out."""
-        values = dataclasses.asdict(self)
-        values["hub_token"] = None
-        return values
-
-
-def build_parser(description: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser with one ``--option`` per `TrainConfig` field, its help and default from the field."""
-    return config.build_parser(TrainConfig, description=description)
-
-
-def config_from_args(argv: list[str] | None = None, description: str | None = None) -> TrainConfig:
-    """Parse `argv` (default: sys.argv) into a validated `TrainConfig`; a bad value exits with the parser's usage."""
-    return config.parse_config(TrainConfig, argv, parser=build_parser(description))
-
+from hoginpaint.train_config import (
+    DEEPFILL_DISCRIMINATOR_WIDTH,
+    DEEPFILL_GENERATOR_WIDTH,
+    HOGINPAINT_WIDTH,
+    Stage,
+    TrainConfig,
+)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Models
@@ -572,117 +370,6 @@ def make_optimizers(models: GANModels, config: TrainConfig) -> tuple[torch.optim
     discriminator_optimizer = torch.optim.Adam(models.discriminator.parameters(),
                                                lr=config.learning_rate * config.d_lr_ratio, betas=betas)
     return generator_optimizer, discriminator_optimizer
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Validation
-
-
-def image_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Validation PSNR and SSIM of images in [0, 1] `(B, C, H, W)`, computed as the evaluation does
-    (`hoginpaint.metrics`): PSNR is the mean over images that are not identical to their target (those are +inf and
-    counted in ``psnr_identical``), SSIM scikit-image's Gaussian one, averaged."""
-    from hoginpaint import metrics
-
-    target, prediction = target.float().cpu(), prediction.float().cpu()
-    mean_psnr, identical = metrics.finite_mean(metrics.psnr(target, prediction))
-    return {"psnr": mean_psnr, "psnr_identical": identical, "ssim": float(metrics.ssim(target, prediction).mean())}
-
-
-def identity_distance(prediction: torch.Tensor, target: torch.Tensor, side: int = 256) -> float:
-    """Mean dlib face-descriptor distance between targets and predictions `(B, 3, H, W)`, both resized to `side`
-    (dlib's detector misses faces much under 80 px); faces dlib does not find on the target are left out (NaN if
-    none is found)."""
-    import torch.nn.functional as F
-
-    from hoginpaint import metrics
-
-    def resized(images: torch.Tensor) -> torch.Tensor:
-        images = images.float().cpu()
-        if images.shape[-1] == side:
-            return images
-        return F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
-
-    try:
-        distances = metrics.identity_distances(resized(target), resized(prediction))
-    except (ImportError, RuntimeError) as error:  # dlib or its models missing (e.g. a bare GPU machine)
-        warnings.warn(f"identity distance not measured: {error}", stacklevel=2)
-        return math.nan
-    found = distances[~torch.isnan(distances)]
-    return float(found.mean()) if len(found) else math.nan
-
-
-def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
-    """Rows of images side by side: columns of `(B, 1|3, H, W)` → `(3, B·H, len(columns)·W)` in [0, 1]."""
-    rgb = [column.float().clamp(0, 1).expand(-1, 3, -1, -1).cpu() for column in columns]
-    rows = torch.cat(rgb, dim=3)  # (B, 3, H, n·W)
-    return torch.cat(list(rows), dim=1)  # (3, B·H, n·W)
-
-
-@torch.no_grad()
-def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], settings: HOGSettings,
-             guidance_kind: Literal["hog", "zeros"] = "hog") -> tuple[dict[str, float], torch.Tensor]:
-    """PSNR / SSIM of the composited output on the fixed validation batch, and its grid
-    (masked | guidance | output | target). `models` hold unwrapped networks; modes are restored."""
-    generator = models.generator
-    was_training = generator.training
-    generator.eval()
-    try:
-        outputs = forward_stage(stage, models, batch["image"], batch["mask"], settings, guidance_kind)
-    finally:
-        generator.train(was_training)
-    metrics = image_metrics(outputs.composited, outputs.target)
-    if stage != "structure" and models.trainer.measures_identity:
-        metrics["identity_distance"] = identity_distance(outputs.composited, outputs.target)
-    grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])
-    return metrics, grid
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Data
-
-
-def mask_source(config: TrainConfig, split: Literal["train", "eval"]) -> Any:
-    """Masks for training (`--mask_dir`: the folder's training masks, augmented) or validation (its evaluation masks,
-    as they are); without `--mask_dir`, generated masks of `--mask_kind` for both."""
-    from hoginpaint.masks import FolderMasks, make_mask_source
-
-    if config.mask_dir:
-        return FolderMasks(config.mask_dir, split=split, augment=split == "train")
-    return make_mask_source(config.mask_kind)
-
-
-def training_batches(config: TrainConfig, rank: int, world_size: int, resume_step: int = 0) -> Iterator[dict]:
-    """Endless batches of this rank's share of the training split (see `hoginpaint.data`), on the CPU."""
-    from hoginpaint import data
-
-    images = data.load_image_datasets(config.data_sources, config.train_split, config.image_column, config.streaming,
-                                      seed=config.seed)
-    images = data.training_stream(images, config.seed, rank, world_size, config.shuffle_buffer_size,
-                                  config.shuffle_input_shards, config.max_train_samples, resume_step)
-    stream = data.FaceMaskStream(images, config.image_column, config.resolution, mask_source(config, "train"),
-                                 config.seed, rank, resume_step)
-    loader = data.make_dataloader(stream, config.train_batch_size, config.dataloader_num_workers)
-    return data.endless_batches(loader, stream)
-
-
-def validation_data(config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The fixed validation batch: the first `--num_validation_images` images of the validation split, with masks
-    drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume)."""
-    from hoginpaint import data
-
-    sources = config.data_sources
-    batches = []
-    for index, source in enumerate(sources):
-        # An equal share of the batch from each source, the first ones taking the remainder.
-        count = config.num_validation_images // len(sources) + (index < config.num_validation_images % len(sources))
-        if count == 0:
-            continue
-        split = config.validation_split or data.validation_split_name(source)
-        images = data.load_image_dataset(source, split, config.image_column, streaming=True)
-        batches.append(data.validation_batch(images, config.image_column, config.resolution, count,
-                                             mask_source(config, "eval"), config.seed))
-    return {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

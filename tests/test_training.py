@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from huggingface_hub import ModelCard
 
-from hoginpaint import checkpoints, losses, training
+from hoginpaint import checkpoints, data, losses, train_config, training, validation
 from hoginpaint.hog import guidance_target, hole_cells, to_gray
 from hoginpaint.losses import VGG16Features
 from hoginpaint.model_card import render_model_card
@@ -78,18 +78,18 @@ def _parameters(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_parser_has_one_documented_option_per_field_with_the_dataclass_defaults():
-    parser = training.build_parser()
+    parser = train_config.build_parser()
     help_text = " ".join(parser.format_help().split())
     for field in dataclasses.fields(training.TrainConfig):
         assert f"--{field.name}" in help_text
         assert " ".join(field.metadata["help"].split())[:40] in help_text
-    assert training.config_from_args([]) == training.TrainConfig()
-    config = training.config_from_args(["--stage", "inpaint", "--base_channels", "8", "--no-streaming",
+    assert train_config.config_from_args([]) == training.TrainConfig()
+    config = train_config.config_from_args(["--stage", "inpaint", "--base_channels", "8", "--no-streaming",
                                         "--max_train_samples", "5", "--learning_rate", "2e-4"])
     assert (config.stage, config.base_channels, config.streaming, config.max_train_samples, config.learning_rate) \
         == ("inpaint", 8, False, 5, 2e-4)
     with pytest.raises(SystemExit):
-        training.config_from_args(["--stage", "edges"])
+        train_config.config_from_args(["--stage", "edges"])
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -211,19 +211,19 @@ def test_a_nonfinite_loss_updates_nothing(accelerator):
 
 def test_validation_psnr_and_ssim_are_the_evaluations():
     image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8
-    identical = training.image_metrics(image, image)
+    identical = validation.image_metrics(image, image)
     assert identical["psnr_identical"] == 2 and identical["ssim"] == pytest.approx(1.0)  # +inf counted, as evaluation
     shifted = torch.cat([image[:1], image[1:] + 0.1])
-    values = training.image_metrics(shifted, image)
+    values = validation.image_metrics(shifted, image)
     assert values["psnr"] == pytest.approx(20.0, abs=1e-4) and values["psnr_identical"] == 1  # MSE 0.01
-    assert training.image_metrics(torch.rand_like(image), image)["ssim"] < 0.2
+    assert validation.image_metrics(torch.rand_like(image), image)["ssim"] < 0.2
 
 
 def test_validation_reports_metrics_and_a_four_column_grid(accelerator):
     config = _config(stage="inpaint")
     models, _, _ = _prepared(accelerator, config)
     image, mask = _batch(5)
-    metrics, grid = training.validate("inpaint", dataclasses.replace(
+    metrics, grid = validation.validate("inpaint", dataclasses.replace(
         models, generator=accelerator.unwrap_model(models.generator)), {"image": image, "mask": mask},
         training.hog_settings(models, config))
     assert grid.shape == (3, 2 * SIZE, 4 * SIZE)
@@ -400,11 +400,17 @@ def test_several_training_sources_are_interleaved_and_validated_together(shared_
     config = training.TrainConfig(train_data_dir=f"{shared_data / 'celeba'},{shared_data / 'faces'}",
                                   resolution=64, num_validation_images=5, mask_kind="rectangle")
     assert config.data_sources == [str(shared_data / "celeba"), str(shared_data / "faces")]
-    batch = training.validation_data(config)
+    batch = data.validation_data(config)
     assert batch["image"].shape == (5, 3, 64, 64) and batch["mask"].shape == (5, 1, 64, 64)
-    from hoginpaint import data
-
     stream = data.load_image_datasets(config.data_sources, "train", "image")
     # CelebA's training images are 128 px, UTKFace's 200 px: one from each source in turn.
     sizes = [data.decode_image(example["image"]).size[0] for example, _ in zip(stream, range(6))]
     assert sizes == [128, 200, 128, 200, 128, 200]
+
+
+def test_validation_metrics_of_one_channel_hog_images():
+    hog = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    shifted = (hog + 0.1).clamp(0, 1)
+    values = validation.image_metrics(shifted, hog)
+    mse = (shifted - hog).pow(2).flatten(1).mean(1)
+    assert values["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=1e-4)
