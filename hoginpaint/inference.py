@@ -24,9 +24,11 @@ from hoginpaint.hub import ComponentModel
 from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
 from hoginpaint.prefill import prefill_around_hole
 
-# Conjugate-gradient iterations of the full-resolution pre-fill that the model's correction is added to: one image
-# per call can afford the converged fill of thin holes (hoginpaint.prefill.prefill).
+# The full-resolution pre-fill that the model's correction is added to: one image per call can afford more
+# conjugate-gradient iterations (hoginpaint.prefill.prefill), and an exact sparse solve for holes of up to
+# PASTE_BACK_EXACT_PIXELS pixels (10 % of 256x256), where it costs little and the iterations converge slowest.
 PASTE_BACK_ITERATIONS = 150
+PASTE_BACK_EXACT_PIXELS = 6554
 
 
 @dataclass
@@ -86,7 +88,8 @@ class Inpainter(ComponentModel):
         for index, (original, mask) in enumerate(zip(batch.originals, batch.original_masks)):
             base = {}
             if run.prefill != "none":
-                base = {"base": prefill_around_hole(original, mask, run.prefill, iterations=PASTE_BACK_ITERATIONS),
+                base = {"base": prefill_around_hole(original, mask, run.prefill, iterations=PASTE_BACK_ITERATIONS,
+                                                    exact_up_to=PASTE_BACK_EXACT_PIXELS),
                         "base_lowres": run.filled[index]}
             restored.append(paste_back(original, run.result[index], mask, feather=feather, **base))
         masked = [to_pil(torch.where(mask >= 0.5, 1.0, original))

@@ -145,12 +145,14 @@ def prefill(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKind = "biharm
 
 
 def prefill_around_hole(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKind = "biharmonic",
-                        margin: int = 16, iterations: int | None = None) -> torch.Tensor:
+                        margin: int = 16, iterations: int | None = None, exact_up_to: int = 0) -> torch.Tensor:
     """`prefill` of one image `(C, H, W)` with `mask` `(1, H, W)`, solved on the hole's bounding box only.
 
     The box is grown by `margin` pixels of known context on every side (clipped to the image): the fill of a hole
     depends on its rim, so the cost follows the hole's size, not the photo's. Outside the box the image is returned
-    as it is.
+    as it is. `exact_up_to`: a biharmonic hole of at most this many pixels is solved exactly instead, by
+    scikit-image's sparse direct solve (whose cost grows with the hole's pixels: cheap for small holes, where the
+    conjugate gradients converge slowest).
     """
     check_prefill_kind(kind)
     hole = mask[0] >= 0.5
@@ -162,5 +164,13 @@ def prefill_around_hole(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKi
     left, right = max(0, int(columns[0]) - margin), min(image.shape[2], int(columns[-1]) + margin + 1)
     result = image.clone()
     box = (slice(None), slice(top, bottom), slice(left, right))
+    if kind == "biharmonic" and int(hole.sum()) <= exact_up_to:
+        from skimage.restoration import inpaint_biharmonic
+
+        known = image[box] * (~hole[box[1:]]).to(image.dtype)  # the hole's content is never read
+        exact = inpaint_biharmonic(known.permute(1, 2, 0).double().numpy(), hole[box[1:]].numpy(), channel_axis=-1)
+        filled = torch.from_numpy(exact).permute(2, 0, 1).clamp(0, 1).to(image.dtype)
+        result[box] = torch.where(hole[box[1:]], filled, image[box])
+        return result
     result[box] = prefill(image[box][None], mask[box][None], kind, iterations)[0]
     return result

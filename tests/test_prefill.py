@@ -9,7 +9,7 @@ from skimage.restoration import inpaint_biharmonic
 from hoginpaint.imageio import paste_back
 from hoginpaint.masks import FolderMasks
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
-from hoginpaint.inference import PASTE_BACK_ITERATIONS
+from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import PREFILL_KINDS, prefill, prefill_around_hole
 from hoginpaint.stages import inpaint_stage, structure_stage
@@ -126,7 +126,7 @@ def test_pipeline_with_an_untrained_refiner_returns_the_full_resolution_prefill(
     image = torch.stack([rows, columns, (rows * columns).sqrt()]) * 0.8 + 0.1  # smooth, so the fill is accurate
     mask = _square_hole(1, 96, 30, 30)[0]
     out = pipe(image=image, mask_image=mask, output_type="pt", feather=0)
-    expected = prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS)
+    expected = prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS, exact_up_to=PASTE_BACK_EXACT_PIXELS)
     assert (out.images[0] - expected).abs().max() < 1e-5
     assert torch.equal(out.images[0][:, mask[0] < 0.5], image[:, mask[0] < 0.5])
 
@@ -154,3 +154,15 @@ def test_more_iterations_converge_thin_holes_towards_scikit_image(val_faces, nvi
         for face, mask in zip(faces, masks)])
     default, converged = prefill(faces, masks), prefill(faces, masks, iterations=PASTE_BACK_ITERATIONS)
     assert _psnr(converged, reference) > _psnr(default, reference) + 5
+
+
+def test_small_holes_can_be_solved_exactly(val_faces):
+    face = val_faces[0]
+    mask = torch.zeros(1, 256, 256)
+    mask[:, 100:110, 50:200] = 1  # 1,500 pixels
+    exact = prefill_around_hole(face, mask, exact_up_to=1500)
+    reference = inpaint_biharmonic(face.permute(1, 2, 0).double().numpy(), mask[0].numpy() > 0, channel_axis=-1)
+    torch.testing.assert_close(exact, torch.from_numpy(reference).permute(2, 0, 1).float().clamp(0, 1), atol=1e-6,
+                               rtol=0)
+    iterative = prefill_around_hole(face, mask, exact_up_to=1499)  # one pixel over: conjugate gradients
+    assert not torch.equal(iterative, exact) and _psnr(iterative, exact) > 35
