@@ -57,7 +57,9 @@ def main() -> None:
         mask = Image.fromarray((np.asarray(hole) * 255).astype(np.uint8))
         outputs = {name: method(image=face, mask_image=mask) for name, method in loaded.items()}
         hog = outputs["hoginpaint"]
-        guidance = hog.guidance[0].convert("RGB").resize((args.size, args.size), Image.NEAREST)
+        # The HOG image brightened for the eye (square root of its scaled values): its strokes are thin and dim.
+        guidance = hog.guidance[0].convert("L").point(lambda value: round(255 * (value / 255) ** 0.5))
+        guidance = guidance.convert("RGB").resize((args.size, args.size), Image.NEAREST)
         row = [hog.masked[0], guidance] + [outputs[name].images[0] for name in loaded] + [face]
         rows.append(np.concatenate([np.asarray(image.convert("RGB")) for image in row], axis=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)
