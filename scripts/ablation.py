@@ -94,6 +94,11 @@ def report(args: argparse.Namespace) -> None:
         if curve:
             curves[name] = curve
             rows.append((name, stage, curve[-1]))
+    extra = {}
+    for spec in args.also:  # other runs' curves, for the plot only: LABEL=RUN_DIR
+        label, _, folder = spec.partition("=")
+        if read_curve(Path(folder).expanduser()):
+            extra[label] = read_curve(Path(folder).expanduser())
     if not rows:
         raise SystemExit(f"no finished variant in {args.runs_dir}")
     reference = rows[0][2] if rows[0][0] == next(iter(VARIANTS)) else None
@@ -126,15 +131,15 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
     figure, axes = plt.subplots(1, 3, figsize=(18, 5))
-    colours = {name: plt.get_cmap("tab20")(index) for index, name in enumerate(VARIANTS)}  # one per variant
-    for name, curve in curves.items():
+    colours = {name: plt.get_cmap("tab20")(index) for index, name in enumerate([*VARIANTS, *extra])}
+    for name, curve in {**curves, **extra}.items():
         seen = [point["images_seen"] for point in curve]
         style = dict(marker=".", label=name, color=colours[name])
         axes[0].plot(seen, [point["psnr"] for point in curve], **style)
         axes[1].plot(seen, [point["psnr"] for point in curve], **style)
         axes[2].plot(seen, [point.get("identity_distance", math.nan) for point in curve], **style)
     if floor is not None:  # the zoom: the variants around the floor
-        best = max(point["psnr"] for curve in curves.values() for point in curve)
+        best = max(point["psnr"] for curve in [*curves.values(), *extra.values()] for point in curve)
         axes[1].set_ylim(floor["psnr"] - 0.3, best + 0.1)
     if floor is not None:
         for axis, key in ((axes[0], "psnr"), (axes[1], "psnr"), (axes[2], "identity_distance")):
@@ -159,6 +164,7 @@ def main() -> None:
     parser.add_argument("--structure_model", default=None, help="trained G_H for the joint variants")
     parser.add_argument("--only", nargs="+", default=None, help="variant names (default: all)")
     parser.add_argument("--report_only", action="store_true")
+    parser.add_argument("--also", nargs="*", default=[], help="LABEL=RUN_DIR: another run's learning curve to plot")
     args = parser.parse_args()
     if not args.report_only:
         for name, (stage, extra) in VARIANTS.items():
