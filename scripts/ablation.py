@@ -91,7 +91,7 @@ def report(args: argparse.Namespace) -> None:
     rows, curves = [], {}
     for name, (stage, _) in VARIANTS.items():
         curve = read_curve(Path(args.runs_dir).expanduser() / slug(name))
-        if curve:
+        if curve and curve[-1]["step"] > 0:  # a variant stopped before its first step has nothing to say
             curves[name] = curve
             rows.append((name, stage, curve[-1]))
     extra = {}
