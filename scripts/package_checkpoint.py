@@ -32,12 +32,15 @@ def evaluation_table(metrics_files: list[Path], method: str) -> dict[str, dict[s
     """"mask set (N faces)" → {metric: value} for `method`, from evaluations' metrics.json files, in order."""
     table: dict[str, dict[str, str]] = {}
     for metrics_file in metrics_files:
-        for row in json.loads(metrics_file.read_text())["summary"]:
+        run = json.loads(metrics_file.read_text())
+        dataset = Path(str(run.get("settings", {}).get("dataset", ""))).name
+        for row in run["summary"]:
             if row["method"] != method:
                 continue
             values = {label: (f"{row[key]:.4g}" if isinstance(row.get(key), (int, float)) else "–")
                       for key, label in METRICS.items()}
-            table[f"{row['mask_set']} ({row['samples']} faces)"] = values
+            prefix = f"{dataset}: " if len(metrics_files) > 1 and dataset else ""
+            table[f"{prefix}{row['mask_set']} ({row['samples']} faces)"] = values
     return table
 
 
