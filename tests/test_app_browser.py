@@ -97,30 +97,6 @@ def test_paint_on_the_example_and_inpaint(page):
         assert changed.any() and not (changed & ~painted).any()
     assert fetch(page, "#out-guidance").shape[0] >= 256
     assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
-
-
-
-def test_feature_hole_button_then_inpaint_shows_the_identity_table(page):
-    # The paper's question in two clicks: a hole over the eyes from the landmarks, then the identity table.
-    page.locator("[data-testid='dataset-cell-0-0']").click()
-    page.wait_for_selector("#brush button[aria-label='Brush'].highlight")
-    wait_for_steady_zoom(page)
-    previous = page.locator("#out-masked img").get_attribute("src") if page.locator("#out-masked img").count() else ""
-    page.locator("#hole-eyes").click()
-    time.sleep(2.0)  # the button paints a layer on the canvas
-    page.locator("#run").click()
-    # A new result (not the previous test's), then its identity table.
-    page.wait_for_function("(previous) => { const image = document.querySelector('#out-masked img'); "
-                           "return image && image.getAttribute('src') !== previous; }", arg=previous)
     page.wait_for_function("document.querySelector('#identity').innerText.includes('HOG-guided')")
-    masked = fetch(page, "#out-masked")
-    photo = np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(np.int16)
-    hole = (masked != photo).any(axis=-1)
-    ys, xs = np.nonzero(hole)
-    # Both eyes of the astronaut (around x 190-250, y 100-115 in the photo) and nothing far from them.
-    assert hole.sum() > 300 and xs.min() > 150 and xs.max() < 290 and ys.min() > 70 and ys.max() < 150
-    table = page.locator("#identity").inner_text()
-    assert all(row in table for row in ("masked input", "HOG-guided", "Telea"))
-    assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
     if os.environ.get("HOGINPAINT_SCREENSHOT"):
         page.screenshot(path=os.environ["HOGINPAINT_SCREENSHOT"], full_page=True)
