@@ -100,3 +100,33 @@ def test_paint_on_the_example_and_inpaint(page):
     page.wait_for_function("document.querySelector('#identity').innerText.includes('HOG-guided')")
     if os.environ.get("HOGINPAINT_SCREENSHOT"):
         page.screenshot(path=os.environ["HOGINPAINT_SCREENSHOT"], full_page=True)
+
+
+def test_eyes_button_then_inpaint_fills_the_eyes_and_compares_identities(page):
+    # The paper's question in two clicks: a hole over the eyes from the landmarks, then the identity table.
+    page.reload()
+    page.wait_for_selector("#run")
+    page.locator("[data-testid='dataset-cell-0-0']").click()
+    page.wait_for_selector("#brush button[aria-label='Brush'].highlight")
+    wait_for_steady_zoom(page)
+    canvas = page.locator("#brush canvas").first
+    before = canvas.screenshot()
+    page.locator("#hole-eyes").click()
+    deadline = time.monotonic() + TIMEOUT
+    while canvas.screenshot() == before:  # the button's event paints the hole as a layer on the canvas
+        assert time.monotonic() < deadline, "the eyes button never painted a hole on the canvas"
+        time.sleep(0.5)
+    time.sleep(3.0)  # the editor uploads its new layer after drawing it; Inpaint sends what it has uploaded
+    page.locator("#run").click()
+    page.wait_for_function("() => { const image = document.querySelector('#out-masked img'); "
+                           "return image && image.complete && image.naturalWidth > 0; }")
+    page.wait_for_function("document.querySelector('#identity').innerText.includes('HOG-guided')")
+    photo = np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(np.int16)
+    hole = (fetch(page, "#out-masked") != photo).any(axis=-1)
+    ys, xs = np.nonzero(hole)
+    # Both eyes of the astronaut (the button's hole spans x 188-262, y 91-113 in the photo), nothing else.
+    assert hole.sum() > 600 and xs.min() > 170 and xs.max() < 280 and ys.min() > 75 and ys.max() < 130
+    assert all(row in page.locator("#identity").inner_text() for row in ("masked input", "HOG-guided", "Telea"))
+    assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
+    if os.environ.get("HOGINPAINT_SCREENSHOT"):
+        page.screenshot(path=os.environ["HOGINPAINT_SCREENSHOT"], full_page=True)
