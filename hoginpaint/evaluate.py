@@ -60,38 +60,35 @@ METRIC_TITLES = {"l1": "L1", "psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_gray": "
                  "identity_distance": "identity distance (dlib)", "same_person_rate": "same-person rate (< 0.6)"}
 
 
-_option = option
-
-
 @dataclass
 class EvalConfig:
     """Every option of `python -m hoginpaint.evaluate`; the argument parser is generated from these fields."""
 
-    methods: list[str] = _option([], "methods to compare: NAME or NAME=MODEL (a Hub id or a local folder), NAME in "
+    methods: list[str] = option([], "methods to compare: NAME or NAME=MODEL (a Hub id or a local folder), NAME in "
                                      "hoginpaint, deepfill, telea, navier-stokes, biharmonic")
-    random_init: bool = _option(False, "build untrained networks for hoginpaint / deepfill given without a model "
+    random_init: bool = option(False, "build untrained networks for hoginpaint / deepfill given without a model "
                                        "(to test the evaluation before trained weights exist; labelled in the "
                                        "report)")
-    random_init_base_channels: int | None = _option(None, "width of the untrained networks; None: each "
+    random_init_base_channels: int | None = option(None, "width of the untrained networks; None: each "
                                                           "network's own (hoginpaint 64, DeepFill 48)")
-    random_init_residual_blocks: int | None = _option(None, "residual blocks of an untrained hoginpaint; None: 8")
-    dataset: str = _option("flwrlabs/celeba", "Hub dataset id or local folder (images or parquet shards)")
-    split: str | None = _option(None, "split to evaluate on; None: the first of validation, valid, test")
-    image_column: str = _option("image", "column holding the images")
-    max_samples: int = _option(200, "evaluate on the first N decodable faces of the split")
-    resolution: int = _option(256, "side of the square faces the methods see and the metrics compare (>= 64, a "
+    random_init_residual_blocks: int | None = option(None, "residual blocks of an untrained hoginpaint; None: 8")
+    dataset: str = option("flwrlabs/celeba", "Hub dataset id or local folder (images or parquet shards)")
+    split: str | None = option(None, "split to evaluate on; None: the first of validation, valid, test")
+    image_column: str = option("image", "column holding the images")
+    max_samples: int = option(200, "evaluate on the first N decodable faces of the split")
+    resolution: int = option(256, "side of the square faces the methods see and the metrics compare (>= 64, a "
                                    "multiple of 8)")
-    mask_dir: str | None = _option(None, "folder of the NVIDIA irregular masks (00000.png … 11999.png)")
-    mask_split: MaskSplit = _option("eval", "which NVIDIA masks: eval (indices divisible by 10, never trained on), "
+    mask_dir: str | None = option(None, "folder of the NVIDIA irregular masks (00000.png … 11999.png)")
+    mask_split: MaskSplit = option("eval", "which NVIDIA masks: eval (indices divisible by 10, never trained on), "
                                       "train or all")
-    buckets: list[int] = _option([0, 1, 2, 3, 4, 5], "NVIDIA hole-ratio buckets (0 = 1-10 %% … 5 = 50-60 %%)")
-    feature_masks: bool = _option(False, "also evaluate holes over the eyes, the nose and the mouth (from dlib's 68 "
+    buckets: list[int] = option([0, 1, 2, 3, 4, 5], "NVIDIA hole-ratio buckets (0 = 1-10 %% … 5 = 50-60 %%)")
+    feature_masks: bool = option(False, "also evaluate holes over the eyes, the nose and the mouth (from dlib's 68 "
                                          "landmarks on the ground truth)")
-    output_dir: str = _option("evaluation", "where the CSV, JSON, report, plots and grids are written")
-    seed: int = _option(0, "seed of the face-mask pairing and of untrained networks")
-    batch_size: int = _option(8, "faces per method call")
-    grid_images: int = _option(4, "faces shown per mask set in the sample grids (0: no grids)")
-    device: str = _option("cpu", "torch device for the networks, e.g. cuda")
+    output_dir: str = option("evaluation", "where the CSV, JSON, report, plots and grids are written")
+    seed: int = option(0, "seed of the face-mask pairing and of untrained networks")
+    batch_size: int = option(8, "faces per method call")
+    grid_images: int = option(4, "faces shown per mask set in the sample grids (0: no grids)")
+    device: str = option("cpu", "torch device for the networks, e.g. cuda")
 
     def __post_init__(self) -> None:
         if not self.methods:

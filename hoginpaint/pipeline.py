@@ -21,7 +21,8 @@ from hoginpaint import hub
 from hoginpaint.imageio import to_pil
 from hoginpaint.inference import Inpainter, ModelRun
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
-from hoginpaint.stages import fill_hole, inpaint_stage, prefill_kind, structure_stage
+from hoginpaint.prefill import prefill
+from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
 
 MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
@@ -106,7 +107,7 @@ out.images[0].save("restored.png")
         structure = structure_stage(self.structure_generator, image, mask)
         # inpaint stage: G fills the hole guided by the HOG image (refining a pre-fill, if it was built with one)
         kind = prefill_kind(self.inpaint_generator)
-        filled = structure.filled if prefill_kind(self.structure_generator) == kind else fill_hole(image, mask, kind)
+        filled = structure.filled if prefill_kind(self.structure_generator) == kind else prefill(image, mask, kind)
         _, composited = inpaint_stage(self.inpaint_generator, image, mask, structure.guidance, filled=filled)
         return ModelRun(result=composited, prefill=kind, filled=filled,
                         extras={"guidance": structure.guidance, "hog_pred": structure.hog_pred})

@@ -34,7 +34,7 @@ PREFILL_KINDS: tuple[str, ...] = get_args(PrefillKind)
 _COARSEST_SIDE = 8
 # Conjugate-gradient iterations at the coarsest level (solved nearly exactly) and at every finer one.
 _COARSE_ITERATIONS = 200
-_FINE_ITERATIONS = {"harmonic": 40, "biharmonic": 40}
+_FINE_ITERATIONS = 40
 
 
 def check_prefill_kind(kind: object) -> None:
@@ -101,7 +101,7 @@ def _solve(values: torch.Tensor, known: torch.Tensor, kind: str, iterations: int
         start = _solve(coarse_values, coarse_known, kind)
         start = F.interpolate(start, size=(height, width), mode="bilinear", align_corners=False)
         values = values * known + start * (1 - known)
-        iterations = iterations or _FINE_ITERATIONS[kind]
+        iterations = iterations or _FINE_ITERATIONS
     else:
         mean = (values * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
         values = values * known + mean * (1 - known)

@@ -44,11 +44,6 @@ def prefill_kind(generator: object) -> str:
     return getattr(getattr(generator, "module", generator), "prefill", "none")
 
 
-def fill_hole(image: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """`image` with its hole zeroed (``none``) or pre-filled from the known pixels; the hole's content is never read."""
-    return prefill(image, mask, kind)  # type: ignore[arg-type]
-
-
 def check_image_and_mask(image: torch.Tensor, mask: torch.Tensor) -> None:
     """Refuse tensors that break the conventions: image `(B, 3, H, W)` in [0, 1], mask `(B, 1, H, W)` in {0, 1}."""
     if image.ndim != 4 or image.shape[1] != 3:
@@ -63,16 +58,18 @@ def check_image_and_mask(image: torch.Tensor, mask: torch.Tensor) -> None:
 
 
 def masked_hog(
-    image: torch.Tensor, mask: torch.Tensor, settings: HOGSettings
+    image: torch.Tensor, mask: torch.Tensor, settings: HOGSettings, zero_hole_cells: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scaled HOG image of `image` with the cells the hole can change zeroed, and those cells.
+    """The scaled HOG image of `image` with the cells the hole can change zeroed (or, with `zero_hole_cells=False`,
+    kept: the HOG of a pre-filled hole), and those cells.
 
-    Whatever the hole holds (the true face in training, anything at inference) cannot reach the result.
+    With the hole cells zeroed, whatever the hole holds (the true face in training, anything at inference) cannot
+    reach the result.
     """
     cells = hole_cells(mask, settings.pixels_per_cell).to(image.dtype)
     with torch.no_grad():
         hog = guidance_target(image, settings)
-    return hog * (1 - cells), cells
+    return (hog * (1 - cells) if zero_hole_cells else hog), cells
 
 
 def structure_stage(
@@ -87,15 +84,10 @@ def structure_stage(
     check_image_and_mask(image, mask)
     settings = settings or structure_generator.hog_settings()
     kind = prefill_kind(structure_generator)
-    filled = fill_hole(image, mask, kind)
-    if kind == "none":
-        hog_known, cells = masked_hog(image, mask, settings)
-    else:
-        # The known cells of the pre-filled face's HOG image are the input's own (a cell the hole cannot change is
-        # computed from known pixels only); its hole cells are the pre-fill's.
-        cells = hole_cells(mask, settings.pixels_per_cell).to(image.dtype)
-        with torch.no_grad():
-            hog_known = guidance_target(filled, settings)
+    filled = prefill(image, mask, kind)
+    # The known cells of the filled face's HOG image are the input's own (a cell the hole cannot change is computed
+    # from known pixels only); its hole cells are zeroed (the paper) or the pre-fill's.
+    hog_known, cells = masked_hog(filled, mask, settings, zero_hole_cells=kind == "none")
     masked_gray = to_gray(filled)
     hog_pred = structure_generator(masked_gray, hog_known, mask)
     guidance = composite_guidance(hog_known, hog_pred, mask, settings.pixels_per_cell)
@@ -113,7 +105,7 @@ def inpaint_stage(
     """
     check_image_and_mask(image, mask)
     if filled is None:
-        filled = fill_hole(image, mask, prefill_kind(inpaint_generator))
+        filled = prefill(image, mask, prefill_kind(inpaint_generator))
     masked_image = image * (1 - mask)
     raw = inpaint_generator(filled, guidance, mask)
     return raw, masked_image + raw * mask

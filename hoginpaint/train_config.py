@@ -27,122 +27,119 @@ DEEPFILL_GENERATOR_WIDTH = 48  # the official cnum
 DEEPFILL_DISCRIMINATOR_WIDTH = 64
 
 
-_option = option
-
-
 @dataclass
 class TrainConfig:
     """Every option of `train_accelerate.py`; the argument parser is generated from these fields."""
 
     # What to train
-    model: ModelName = _option("hoginpaint", "which model to train: the paper's HOG-guided GAN or the DeepFill v2 "
+    model: ModelName = option("hoginpaint", "which model to train: the paper's HOG-guided GAN or the DeepFill v2 "
                                              "baseline (one network; use --stage inpaint with it)")
-    stage: Stage = _option("structure", "structure: G_H + D_H on HOG images; inpaint: G + D guided by the "
+    stage: Stage = option("structure", "structure: G_H + D_H on HOG images; inpaint: G + D guided by the "
                                         "ground-truth HOG; joint: G guided by the frozen G_H's prediction "
                                         "(needs --structure_model)")
-    structure_model: str | None = _option(None, "a trained structure generator (local folder or Hub id; a pipeline "
+    structure_model: str | None = option(None, "a trained structure generator (local folder or Hub id; a pipeline "
                                                 "or a generator folder): frozen guide of the joint stage, and carried "
                                                 "into the saved pipeline by the other stages")
-    inpaint_model: str | None = _option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
+    inpaint_model: str | None = option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
                                               "a generator folder) to start G from (joint stage), or to carry into "
                                               "the saved pipeline (structure stage)")
-    output_dir: str = _option("hoginpaint-model", "where checkpoints, logs, the trained pipeline, "
+    output_dir: str = option("hoginpaint-model", "where checkpoints, logs, the trained pipeline, "
                                                   "training_summary.json and the model card are written")
 
     # Networks
-    resolution: int = _option(256, "side of the square training images (a multiple of 4, at least 24)")
-    base_channels: int | None = _option(None, "width of the first generator and discriminator layer; default: "
+    resolution: int = option(256, "side of the square training images (a multiple of 4, at least 24)")
+    base_channels: int | None = option(None, "width of the first generator and discriminator layer; default: "
                                               "the paper's (hoginpaint 64; DeepFill v2 48 for G, 64 for D)")
-    residual_blocks: int = _option(8, "residual blocks in each generator (paper: 8)")
-    pixels_per_cell: int = _option(8, "HOG cell size in pixels (paper: 8)")
-    prefill: PrefillKind = _option("none", "classical pre-fill of the hole that the generators refine "
+    residual_blocks: int = option(8, "residual blocks in each generator (paper: 8)")
+    pixels_per_cell: int = option(8, "HOG cell size in pixels (paper: 8)")
+    prefill: PrefillKind = option("none", "classical pre-fill of the hole that the generators refine "
                                            "(hoginpaint.prefill): none is the paper's (hole zeroed); biharmonic "
                                            "makes G and G_H predict a correction of a biharmonic fill, starting "
                                            "at that classical floor. Recorded in the generators' config.json")
-    hog_scale: float = _option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
+    hog_scale: float = option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
                                                 "to [0, 1] (hoginpaint.hog; 0.05 suits 256 px with 8-pixel cells, "
                                                 "0.12 suits 128 px with 4-pixel cells)")
 
-    guidance: Literal["hog", "zeros"] = _option("hog", "what guides G while it trains: the HOG image (the paper), or "
+    guidance: Literal["hog", "zeros"] = option("hog", "what guides G while it trains: the HOG image (the paper), or "
                                                     "zeros (an ablation that measures what the HOG guidance adds; "
                                                     "the exported model is not meant for use)")
 
     # Losses (defaults: the paper's weights, hoginpaint.losses.LossWeights)
-    structure_l1_weight: float = _option(_PAPER_WEIGHTS.structure_l1, "structure stage: L1 weight")
-    structure_adversarial_weight: float = _option(_PAPER_WEIGHTS.structure_adversarial,
+    structure_l1_weight: float = option(_PAPER_WEIGHTS.structure_l1, "structure stage: L1 weight")
+    structure_adversarial_weight: float = option(_PAPER_WEIGHTS.structure_adversarial,
                                                   "structure stage: adversarial weight")
-    l1_weight: float = _option(_PAPER_WEIGHTS.l1, "inpaint/joint stage: L1 weight")
-    adversarial_weight: float = _option(_PAPER_WEIGHTS.adversarial, "inpaint/joint stage: adversarial weight")
-    perceptual_weight: float = _option(_PAPER_WEIGHTS.perceptual, "inpaint/joint stage: VGG-16 perceptual weight "
+    l1_weight: float = option(_PAPER_WEIGHTS.l1, "inpaint/joint stage: L1 weight")
+    adversarial_weight: float = option(_PAPER_WEIGHTS.adversarial, "inpaint/joint stage: adversarial weight")
+    perceptual_weight: float = option(_PAPER_WEIGHTS.perceptual, "inpaint/joint stage: VGG-16 perceptual weight "
                                                                    "(needs VGG weights)")
-    style_weight: float = _option(_PAPER_WEIGHTS.style, "inpaint/joint stage: VGG-16 style (Gram) weight "
+    style_weight: float = option(_PAPER_WEIGHTS.style, "inpaint/joint stage: VGG-16 style (Gram) weight "
                                                          "(needs VGG weights)")
-    feature_matching_weight: float = _option(_PAPER_WEIGHTS.feature_matching,
+    feature_matching_weight: float = option(_PAPER_WEIGHTS.feature_matching,
                                              "discriminator feature-matching weight (off in the paper)")
-    l1_hole_weight: float = _option(1.0, "weight of hole pixels in every L1 term, known pixels weighing 1 (1: the "
+    l1_hole_weight: float = option(1.0, "weight of hole pixels in every L1 term, known pixels weighing 1 (1: the "
                                          "paper's plain mean; partial convolutions use 6)")
-    adversarial_warmup_steps: int = _option(0, "optimizer steps trained without the adversarial and feature-matching "
+    adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
-    vgg_weights: str | None = _option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
+    vgg_weights: str | None = option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
                                             "perceptual and style losses; without it they are fetched from the Hub")
 
     # Data
-    dataset_name: str = _option("flwrlabs/celeba", "Hub dataset id (ignored when --train_data_dir is given)")
-    train_data_dir: str | None = _option(None, "a local folder of images or of parquet shards (Hub layout) to "
+    dataset_name: str = option("flwrlabs/celeba", "Hub dataset id (ignored when --train_data_dir is given)")
+    train_data_dir: str | None = option(None, "a local folder of images or of parquet shards (Hub layout) to "
                                                "train on instead of --dataset_name; several, comma-separated, are "
                                                "interleaved (datasets.interleave_datasets, one image from each in "
                                                "turn) and validated on together")
-    train_split: str = _option("train", "split to train on")
-    validation_split: str | None = _option(None, "split to validate on; default: the first of validation, valid, "
+    train_split: str = option("train", "split to train on")
+    validation_split: str | None = option(None, "split to validate on; default: the first of validation, valid, "
                                                  "test that the dataset has")
-    image_column: str = _option("image", "column holding the images")
-    streaming: bool = _option(True, "stream the dataset (--no-streaming downloads and prepares it first)")
-    shuffle_buffer_size: int = _option(1000, "size of the streaming shuffle buffer")
-    shuffle_input_shards: int = _option(10, "shards read at once to fill the shuffle buffer (datasets' "
+    image_column: str = option("image", "column holding the images")
+    streaming: bool = option(True, "stream the dataset (--no-streaming downloads and prepares it first)")
+    shuffle_buffer_size: int = option(1000, "size of the streaming shuffle buffer")
+    shuffle_input_shards: int = option(10, "shards read at once to fill the shuffle buffer (datasets' "
                                             "max_buffer_input_shards: more mixes better; above 1 they are read by "
                                             "threads, which take ~5 s to stop when training ends)")
-    max_train_samples: int | None = _option(None, "train on the first N images only (for debugging or quick runs)")
-    mask_dir: str | None = _option(None, "a folder of hole masks (the NVIDIA irregular set: training masks only, "
+    max_train_samples: int | None = option(None, "train on the first N images only (for debugging or quick runs)")
+    mask_dir: str | None = option(None, "a folder of hole masks (the NVIDIA irregular set: training masks only, "
                                          "augmented); overrides --mask_kind")
-    mask_kind: MaskKind = _option("free_form", "generated masks to train with when --mask_dir is not given")
-    dataloader_num_workers: int = _option(2, "data loader worker processes per rank")
+    mask_kind: MaskKind = option("free_form", "generated masks to train with when --mask_dir is not given")
+    dataloader_num_workers: int = option(2, "data loader worker processes per rank")
 
     # Optimisation
-    train_batch_size: int = _option(8, "images per rank and step")
-    gradient_accumulation_steps: int = _option(1, "micro-batches accumulated per optimizer step")
-    max_train_steps: int = _option(10000, "optimizer steps to train for (counting the resumed ones)")
-    max_train_minutes: float | None = _option(None, "stop after this many minutes of training in this run (a "
+    train_batch_size: int = option(8, "images per rank and step")
+    gradient_accumulation_steps: int = option(1, "micro-batches accumulated per optimizer step")
+    max_train_steps: int = option(10000, "optimizer steps to train for (counting the resumed ones)")
+    max_train_minutes: float | None = option(None, "stop after this many minutes of training in this run (a "
                                                     "checkpoint and the model are written as at the last step); for "
                                                     "time-boxed runs, e.g. a GPU lease")
-    learning_rate: float = _option(1e-4, "generator learning rate (Adam)")
-    d_lr_ratio: float = _option(0.1, "discriminator learning rate / generator learning rate")
-    adam_beta1: float = _option(0.0, "Adam beta1")
-    adam_beta2: float = _option(0.9, "Adam beta2")
-    ema_decay: float = _option(0.0, "decay of an exponential moving average of G's weights that validation and the "
+    learning_rate: float = option(1e-4, "generator learning rate (Adam)")
+    d_lr_ratio: float = option(0.1, "discriminator learning rate / generator learning rate")
+    adam_beta1: float = option(0.0, "Adam beta1")
+    adam_beta2: float = option(0.9, "Adam beta2")
+    ema_decay: float = option(0.0, "decay of an exponential moving average of G's weights that validation and the "
                                     "exported model use (0: off, the paper; 0.999 as in MAT and Yazıcı et al. "
                                     "2019), warmed up as min(decay, (1 + step) / (10 + step))")
-    mixed_precision: Literal["no", "fp16", "bf16"] = _option("no", "mixed precision (fp16 needs CUDA)")
-    seed: int = _option(0, "seed of the weights, the data order and the masks")
-    max_nonfinite_steps: int = _option(0, "consecutive steps with a NaN/Inf loss tolerated (their updates are "
+    mixed_precision: Literal["no", "fp16", "bf16"] = option("no", "mixed precision (fp16 needs CUDA)")
+    seed: int = option(0, "seed of the weights, the data order and the masks")
+    max_nonfinite_steps: int = option(0, "consecutive steps with a NaN/Inf loss tolerated (their updates are "
                                           "skipped) before training stops; 0 stops at the first")
 
     # Checkpoints, logging, validation
-    checkpointing_steps: int = _option(500, "save the training state every N steps (0: only at the end)")
-    checkpoints_total_limit: int | None = _option(3, "keep at most N checkpoints (oldest deleted first)")
-    resume_from_checkpoint: str | None = _option(None, "'latest' (the newest complete checkpoint in output_dir, "
+    checkpointing_steps: int = option(500, "save the training state every N steps (0: only at the end)")
+    checkpoints_total_limit: int | None = option(3, "keep at most N checkpoints (oldest deleted first)")
+    resume_from_checkpoint: str | None = option(None, "'latest' (the newest complete checkpoint in output_dir, "
                                                        "if any) or a checkpoint folder to continue from")
-    validation_steps: int = _option(500, "validate on a fixed batch every N steps (0: only at the end; "
+    validation_steps: int = option(500, "validate on a fixed batch every N steps (0: only at the end; "
                                          "-1: never)")
-    num_validation_images: int = _option(8, "images in the fixed validation batch")
-    logging_dir: str = _option("logs", "TensorBoard log folder, relative to output_dir")
+    num_validation_images: int = option(8, "images in the fixed validation batch")
+    logging_dir: str = option("logs", "TensorBoard log folder, relative to output_dir")
 
     # Hub
-    push_to_hub: bool = _option(False, "push the trained pipeline to the Hub at the end")
-    hub_model_id: str | None = _option(None, "Hub repository to push to ('org/name')")
-    hub_token: str | None = _option(None, "Hub token (default: the logged-in one)")
-    hub_private: bool = _option(False, "create the Hub repository as private")
-    push_checkpoints: bool = _option(False, "also push the pipeline at every checkpoint (one commit each)")
+    push_to_hub: bool = option(False, "push the trained pipeline to the Hub at the end")
+    hub_model_id: str | None = option(None, "Hub repository to push to ('org/name')")
+    hub_token: str | None = option(None, "Hub token (default: the logged-in one)")
+    hub_private: bool = option(False, "create the Hub repository as private")
+    push_checkpoints: bool = option(False, "also push the pipeline at every checkpoint (one commit each)")
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
