@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hoginpaint.masks import to_mask_tensor
+from hoginpaint.pixel_values import to_unit_range
 
 MAX_IMAGE_PIXELS = 50_000_000
 MIN_IMAGE_SIDE = 16
@@ -114,9 +115,6 @@ def load_mask(mask: ImageLike, from_alpha: bool = False) -> torch.Tensor:
         _check_pixel_count(mask.size, source="mask")
     if isinstance(mask, torch.Tensor) and mask.ndim == 4 and mask.shape[0] != 1:
         raise ValueError(f"expected one mask, got a batch of {mask.shape[0]}; use load_masks")
-    if isinstance(mask, torch.Tensor) and mask.is_complex():
-        raise ValueError(f"a mask tensor of dtype {mask.dtype} cannot be a mask; pass bool, uint8, integer 0/1 or "
-                         "float in [0, 1]")
     tensor = to_mask_tensor(mask, from_alpha=from_alpha)  # (B, 1, H, W)
     if tensor.shape[0] != 1:
         shape = tuple(mask.shape) if isinstance(mask, (np.ndarray, torch.Tensor)) else None
@@ -299,32 +297,12 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
             f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got {array.shape}"
             " (channels-first arrays: transpose them to channels-last)"
         )
-    _check_size(array.shape[:2], source="image")  # before reading values: an empty array has no min or max
-    values = _to_unit_range(array)
+    _check_size(array.shape[:2], source="image")  # an empty or tiny image is refused for its size first
+    values = to_unit_range(array, "the image")
     if values.ndim == 3 and values.shape[-1] == 4:
         alpha = values[..., 3:]
         values = values[..., :3] * alpha + (1.0 - alpha)
     return values.astype(np.float32)
-
-
-def _to_unit_range(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if np.issubdtype(array.dtype, np.floating):
-        values = array.astype(np.float32)
-        if not np.isfinite(values).all():
-            raise ValueError("the image holds NaN or infinite values; pass finite values in [0, 1]")
-        if values.min() < 0.0 or values.max() > 1.0:
-            raise ValueError(
-                f"a float image must be in [0, 1], got values in [{values.min():.3g}, {values.max():.3g}];"
-                " divide 8-bit data by 255"
-            )
-        return values
-    raise ValueError(f"cannot read an image of dtype {array.dtype}; pass uint8, uint16 or float in [0, 1]")
 
 
 def _tensor_to_image(tensor: torch.Tensor) -> torch.Tensor:
@@ -333,18 +311,6 @@ def _tensor_to_image(tensor: torch.Tensor) -> torch.Tensor:
             f"an image tensor must be (3, H, W), (1, H, W) or a (B, 3, H, W) batch; got {tuple(tensor.shape)}"
             " (channels-last tensors: permute them to channels-first)"
         )
-    _check_size(tuple(tensor.shape), source="image")  # before reading values: an empty tensor has no min or max
-    tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.uint8:
-        image = tensor.float() / 255.0
-    elif tensor.is_floating_point():
-        image = tensor.float()
-        if not torch.isfinite(image).all():
-            raise ValueError("the image holds NaN or infinite values; pass finite values in [0, 1]")
-        if image.min() < 0 or image.max() > 1:
-            raise ValueError(
-                f"a float image tensor must be in [0, 1], got values in [{image.min():.3g}, {image.max():.3g}]"
-            )
-    else:
-        raise ValueError(f"cannot read an image tensor of dtype {tensor.dtype}; pass float in [0, 1] or uint8")
+    _check_size(tuple(tensor.shape), source="image")  # an empty or tiny image is refused for its size first
+    image = to_unit_range(tensor.detach().cpu(), "the image tensor")
     return image.expand(3, -1, -1).contiguous()

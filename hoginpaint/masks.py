@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from hoginpaint.pixel_values import to_unit_range
+
 MaskKind = Literal["folder", "free_form", "irregular", "rectangle"]
 MASK_KINDS: tuple[str, ...] = ("folder", "free_form", "irregular", "rectangle")
 
@@ -577,38 +579,8 @@ def _pil_to_unit(image: Image.Image, from_alpha: bool) -> np.ndarray:
     if image.mode.startswith("I;16"):
         return np.asarray(image, dtype=np.float32) / 65535.0
     if image.mode in ("I", "F"):
-        return _array_to_unit(np.asarray(image), f"a mode {image.mode!r} image")
+        return to_unit_range(np.asarray(image), f"a mode {image.mode!r} image", "mask")
     raise ValueError(f"cannot read a mask from a mode {image.mode!r} image; convert it to 'L' (white = hole)")
-
-
-def _array_to_unit(values: np.ndarray, what: str) -> np.ndarray:
-    """Numeric values → float32 in [0, 1]: bool as is, uint8 / 255, other ints must be 0/1, floats in [0, 1]."""
-    if values.size == 0:
-        raise ValueError(f"{what} is empty (shape {values.shape})")
-    if values.dtype == np.bool_:
-        return values.astype(np.float32)
-    if values.dtype == np.uint8:
-        return values.astype(np.float32) / 255.0
-    if values.dtype.kind in "iu":
-        low, high = values.min(), values.max()
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"{what} of dtype {values.dtype} has values in [{low}, {high}]; integer masks other than uint8 must "
-                "hold only 0 and 1 (cast 0..255 data to uint8, or divide it by 255)"
-            )
-        return values.astype(np.float32)
-    if values.dtype.kind != "f":
-        raise ValueError(f"{what} has dtype {values.dtype}; pass bool, uint8, integer 0/1 or float in [0, 1]")
-    values = values.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ValueError(f"{what} contains NaN or infinity; pass finite values in [0, 1]")
-    low, high = float(values.min()), float(values.max())
-    if low < 0 or high > 1:
-        raise ValueError(
-            f"{what} has values in [{low:g}, {high:g}]; float masks must lie in [0, 1] (1 = hole) — "
-            "divide 0..255 data by 255"
-        )
-    return values
 
 
 def _channels_to_unit(values: np.ndarray, from_alpha: bool, what: str) -> np.ndarray:
@@ -626,37 +598,10 @@ def _channels_to_unit(values: np.ndarray, from_alpha: bool, what: str) -> np.nda
 def _tensor_to_unit(values: torch.Tensor) -> torch.Tensor:
     """Tensor `(H, W)`, `(1, H, W)` or `(B, 1, H, W)` → float32 `(B, 1, H, W)` in [0, 1], same device."""
     shape = tuple(values.shape)
-    if values.ndim == 2:
-        values = values[None, None]
-    elif values.ndim == 3 and shape[0] == 1:
-        values = values[None]
-    elif not (values.ndim == 4 and shape[1] == 1):
+    if not (values.ndim == 2 or (values.ndim == 3 and shape[0] == 1) or (values.ndim == 4 and shape[1] == 1)):
         raise ValueError(f"a mask tensor must be (H, W), (1, H, W) or (B, 1, H, W), got shape {shape}")
-    values = values.detach()
-    if values.numel() == 0:
-        raise ValueError(f"the mask tensor is empty (shape {shape})")
-    if values.dtype == torch.bool:
-        return values.float()
-    if values.dtype == torch.uint8:
-        return values.float() / 255.0
-    if not values.is_floating_point():
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"the mask tensor of dtype {values.dtype} has values in [{low}, {high}]; integer masks other than "
-                "uint8 must hold only 0 and 1 (cast 0..255 data to uint8, or divide it by 255)"
-            )
-        return values.float()
-    values = values.float()
-    if not torch.isfinite(values).all():
-        raise ValueError("the mask tensor contains NaN or infinity; pass finite values in [0, 1]")
-    low, high = float(values.min()), float(values.max())
-    if low < 0 or high > 1:
-        raise ValueError(
-            f"the mask tensor has values in [{low:g}, {high:g}]; float masks must lie in [0, 1] (1 = hole) — "
-            "divide 0..255 data by 255"
-        )
-    return values
+    values = to_unit_range(values.detach(), "the mask tensor", "mask")
+    return values.reshape((-1, 1, *shape[-2:]))
 
 
 def threshold_mask(mask: torch.Tensor | np.ndarray, threshold: float = 0.5) -> torch.Tensor | np.ndarray:
@@ -689,7 +634,7 @@ def to_mask_tensor(mask_like: Image.Image | np.ndarray | torch.Tensor, size: int
         values = torch.from_numpy(_pil_to_unit(mask_like, from_alpha))[None, None]
     elif isinstance(mask_like, np.ndarray):
         what = f"the mask array (shape {mask_like.shape})"
-        unit = _array_to_unit(mask_like, what)
+        unit = to_unit_range(mask_like, what, "mask")
         if unit.ndim == 3 and unit.shape[-1] in (1, 3, 4):
             values = torch.from_numpy(np.ascontiguousarray(_channels_to_unit(unit, from_alpha, what)))[None, None]
         elif from_alpha:

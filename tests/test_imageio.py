@@ -154,7 +154,7 @@ def test_non_image_files_and_bad_values_are_refused(tmp_path):
     (tmp_path / "cut.png").write_bytes(_png_bytes()[:200])
     with pytest.raises(ValueError, match="could not read"):
         load_image(tmp_path / "cut.png")
-    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"float images must lie in \[0, 1\]"):
         load_image(np.full((20, 20, 3), 2.0, dtype=np.float32))
     with pytest.raises(ValueError, match="channels-first"):
         load_image(np.zeros((3, 20, 20), dtype=np.uint8))
