@@ -1,4 +1,4 @@
-"""hoginpaint.hub: loading from folders, a pre-filled HF cache offline, a Hub on 127.0.0.1; every failure worded.
+"""hoginpaint.hub, hub_files: loading from folders, a pre-filled HF cache offline, a local Hub; every failure worded.
 
 huggingface_hub reads HF_HOME, HF_HUB_OFFLINE and HF_ENDPOINT when it is imported, so the checks that need them
 run in a subprocess with the environment set (`_run_python`).
@@ -23,7 +23,7 @@ import safetensors.torch
 import torch
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-from hoginpaint import hub
+from hoginpaint import hub, hub_files
 from hoginpaint.hub import HubError
 from hoginpaint.networks import InpaintGenerator
 from hoginpaint.pipeline import HOGInpaintPipeline
@@ -183,6 +183,19 @@ def test_plain_module_component(tmp_path):
         hub.load_component(_Plain, tmp_path, "plain")
 
 
+def test_json_that_is_no_object_is_refused_with_the_fix_of_each_file(copy):
+    (copy / "inpaint_generator" / "config.json").write_text("[64, 8]")
+    with pytest.raises(HubError, match=r"^inpaint_generator/config.json of folder .* must hold a JSON object, got "
+                                       r"list; save the component again with save_pretrained$"):
+        HOGInpaintPipeline.from_pretrained(copy)
+    (copy / "model_index.json").write_text('"HOGInpaintPipeline"')
+    with pytest.raises(HubError, match=r"^model_index.json of folder .* must hold a JSON object, got str; re-save the "
+                                       r"pipeline$"):
+        HOGInpaintPipeline.from_pretrained(copy)
+    with pytest.raises(HubError, match=r"^model_index.json of folder .* must hold a JSON object, got str; re-save it$"):
+        hub.read_json(copy, "model_index.json")
+
+
 def test_mismatched_config_is_refused(copy):
     config_path = copy / "inpaint_generator" / "config.json"
     config = json.loads(config_path.read_text())
@@ -256,10 +269,10 @@ def test_network_failures_are_worded(monkeypatch):
         return download
 
     request = httpx2.Request("HEAD", "https://huggingface.co/org/name/resolve/main/config.json")
-    monkeypatch.setattr(hub, "hf_hub_download", failing(httpx2.ReadTimeout("read timed out", request=request)))
+    monkeypatch.setattr(hub_files, "hf_hub_download", failing(httpx2.ReadTimeout("read timed out", request=request)))
     with pytest.raises(HubError, match="'org/name': timed out reaching the Hub.*HF_HUB_ETAG_TIMEOUT"):
         hub.resolve_repo_file("org/name", "config.json")
-    monkeypatch.setattr(hub, "hf_hub_download", failing(httpx2.ConnectError("refused", request=request)))
+    monkeypatch.setattr(hub_files, "hf_hub_download", failing(httpx2.ConnectError("refused", request=request)))
     with pytest.raises(HubError, match="'org/name': could not reach the Hub.*check your connection"):
         hub.resolve_repo_file("org/name", "config.json")
 
@@ -387,7 +400,7 @@ def _folder_state(folder: Path) -> dict[str, bytes]:
 
 
 def test_push_retries_transient_failures_then_succeeds(saved, monkeypatch):
-    monkeypatch.setattr(hub, "HfApi", _FlakyApi)
+    monkeypatch.setattr(hub_files, "HfApi", _FlakyApi)
     monkeypatch.setattr(_FlakyApi, "calls", [])
     monkeypatch.setattr(_FlakyApi, "failures", 2)
     monkeypatch.setattr(_FlakyApi, "error", _http_error(503))
@@ -402,7 +415,7 @@ def test_push_retries_transient_failures_then_succeeds(saved, monkeypatch):
 
 
 def test_push_gives_up_with_a_clear_error(saved, monkeypatch):
-    monkeypatch.setattr(hub, "HfApi", _FlakyApi)
+    monkeypatch.setattr(hub_files, "HfApi", _FlakyApi)
     monkeypatch.setattr(_FlakyApi, "calls", [])
     monkeypatch.setattr(_FlakyApi, "failures", 10)
     monkeypatch.setattr(_FlakyApi, "error", _http_error(502))
@@ -423,7 +436,7 @@ def test_pipeline_push_uploads_what_save_pretrained_writes(pipeline, saved, monk
             uploaded.update(_folder_state(Path(folder_path)))
             return "https://huggingface.co/org/name/commit/x"
 
-    monkeypatch.setattr(hub, "HfApi", RecordingApi)
+    monkeypatch.setattr(hub_files, "HfApi", RecordingApi)
     monkeypatch.setattr(_FlakyApi, "calls", [])
     pipeline.push_to_hub("org/name")
     assert uploaded == _folder_state(saved)
