@@ -55,7 +55,8 @@ class FolderMasks:
     - `buckets`: hole-ratio buckets 0..5 (0 = 1–10 % … 5 = 50–60 %); None = all masks. With `bucket_by="index"`
       (the default "auto" for NVIDIA names) bucket = index // 2000, as the set is ordered. With `bucket_by="ratio"`
       (the default for other names) each file's hole ratio is measured at its own resolution when the folder is
-      opened with `buckets` given (one decode per file), and bucket k holds ratios in [k/10, (k+1)/10); masks with 60 % holes or more are in no bucket.
+      opened with `buckets` given (one decode per file), and bucket k holds ratios in [k/10, (k+1)/10); masks with
+      60 % holes or more are in no bucket.
     - `mask(i, size)`: the i-th selected mask, resized, never augmented — deterministic, for evaluation.
     - `sample(rng, size)`: a random selected mask; with `augment=True` randomly flipped (h, v), turned by a
       multiple of 90 degrees plus a small angle (|angle| <= `max_angle` degrees), shifted by up to `max_shift`
