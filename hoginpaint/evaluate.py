@@ -23,10 +23,11 @@ What is measured
   are counted and left out of the identity metrics (and of the feature-mask sets, which need landmarks). LPIPS and
   FID are reported as skipped, with the reason, unless their real pretrained networks are on this machine.
 
-Outputs in `--output_dir`: `metrics.csv` (one row per method x mask set), `samples.csv` (one row per method x mask set
-x face), `metrics.json` (settings, summary, skipped metrics, timings), `report.md` (markdown tables for the model
-card, with the settings), `plot_<metric>.png` (each metric against the mean hole ratio, one line per method) and
-`grid_<mask set>.png` (masked | each method | ground truth, for `--grid_images` faces per set).
+Outputs in `--output_dir` (written by `hoginpaint.evaluation_report`): `metrics.csv` (one row per method x mask set),
+`samples.csv` (one row per method x mask set x face), `metrics.json` (settings, summary, skipped metrics, timings),
+`report.md` (markdown tables for the model card, with the settings), `plot_<metric>.png` (each metric against the
+mean hole ratio, one line per method) and `grid_<mask set>.png` (masked | each method | ground truth, for
+`--grid_images` faces per set).
 
 Runtime (two shared CPU cores, 256 px, per face and mask): untrained full-width hoginpaint ~0.7 s, DeepFill v2
 ~0.35 s, biharmonic 0.14-0.30 s (1-10 % to 50-60 % holes), Telea < 0.03 s, the identity descriptor ~0.05 s per
@@ -35,9 +36,7 @@ result. The networks, not biharmonic, dominate; `--batch_size` sets how many fac
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -50,14 +49,17 @@ import torch
 
 from hoginpaint import config, faces, metrics
 from hoginpaint.config import option
+from hoginpaint.evaluation_report import (  # noqa: F401 — SUMMARY_METRICS, METRIC_TITLES: importable from here too
+    METRIC_TITLES,
+    SUMMARY_METRICS,
+    EvaluationResult,
+    write_outputs,
+)
 from hoginpaint.masks import FolderMasks
 
 MaskSplit = Literal["eval", "train", "all"]
 NETWORK_METHODS = ("hoginpaint", "deepfill")
 PIXEL_METRICS = ("l1", "psnr", "ssim", "ssim_gray")
-SUMMARY_METRICS = ("l1", "psnr", "ssim", "ssim_gray", "identity_distance", "same_person_rate")
-METRIC_TITLES = {"l1": "L1", "psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_gray": "SSIM-gray (EdgeConnect)",
-                 "identity_distance": "identity distance (dlib)", "same_person_rate": "same-person rate (< 0.6)"}
 
 
 @dataclass
@@ -111,7 +113,7 @@ class EvalConfig:
             raise ValueError(f"a method is listed twice in --methods {' '.join(self.methods)}; evaluate one model "
                              "per method name per run")
         for spec in specs:
-            if spec.name in NETWORK_METHODS and spec.model is None and not self.random_init:
+            if spec.untrained and not self.random_init:
                 raise ValueError(f"{spec.name} needs trained weights: pass {spec.name}=PATH_OR_HUB_ID, or "
                                  "--random_init to evaluate an untrained network")
 
@@ -138,9 +140,14 @@ class MethodSpec:
     model: str | None
 
     @property
+    def untrained(self) -> bool:
+        """A network given without a model: it runs with random weights (`--random_init`)."""
+        return self.name in NETWORK_METHODS and self.model is None
+
+    @property
     def label(self) -> str:
         """The method's name in every output; untrained networks say so."""
-        return f"{self.name} (random init)" if self.name in NETWORK_METHODS and self.model is None else self.name
+        return f"{self.name} (random init)" if self.untrained else self.name
 
 
 def parse_method(spec: str) -> MethodSpec:
@@ -281,14 +288,6 @@ def feature_mask_sets(ground_truth: GroundTruthFaces, resolution: int) -> list[M
 # The run
 
 
-@dataclass
-class EvaluationResult:
-    samples: list[dict[str, Any]]  # one row per method x mask set x face
-    summary: list[dict[str, Any]]  # one row per method x mask set
-    seconds: dict[str, float]  # time spent inside each method's calls
-    grids: dict[str, dict[str, list[torch.Tensor]]]  # mask set → {"masked", <method>..., "ground truth"} images
-
-
 def sample_metrics(truth: torch.Tensor, result: torch.Tensor, boxes: list, descriptors: list,
                    lpips: Callable | None = None) -> dict[str, list]:
     """Every per-face metric of one batch, as lists (LPIPS only when its network could be loaded)."""
@@ -387,120 +386,6 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else math.nan
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Outputs
-
-
-def _json_value(value: Any) -> Any:
-    """NaN → None (JSON has no NaN); everything else as is."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _format(value: float, digits: int, scale: float = 1.0) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
-
-
-def render_report(config: EvalConfig, result: EvaluationResult, settings: dict[str, Any]) -> str:
-    """The markdown report: settings, one table per mask kind, skipped metrics, timings."""
-    specs = [parse_method(spec) for spec in config.methods]
-    lines = ["# Evaluation", ""]
-    if any(spec.name in NETWORK_METHODS and spec.model is None for spec in specs):
-        lines += ["> **Untrained networks**: the methods marked RANDOM INIT ran with random weights. Their numbers "
-                  "test the evaluation, not the method.", ""]
-    lines += ["## Settings", ""]
-    lines += [f"- {spec.label}: {method_description(spec)}" for spec in specs]
-    lines += [f"- {key}: `{value}`" for key, value in settings.items()
-              if key not in ("methods", "learned_metrics", "wall_seconds")]
-    lines += [""]
-    headers = ["Method", "Holes", "Hole %", "L1 (%)", "PSNR (dB)", "SSIM", "SSIM-gray", "ID distance",
-               "Same person (%)", "Faces"]
-    for kind, title in (("nvidia", "Irregular holes (NVIDIA masks)"), ("feature", "Facial-feature holes")):
-        rows = [row for row in result.summary if row["kind"] == kind]
-        if not rows:
-            continue
-        lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        for row in sorted(rows, key=lambda row: row["method"]):
-            psnr = _format(row["psnr"], 2) + (f" (+{row['psnr_infinite']} inf)" if row["psnr_infinite"] else "")
-            cells = [row["method"], row["mask_set"], _format(row["mean_hole_ratio"], 1, 100),
-                     _format(row["l1"], 2, 100), psnr, _format(row["ssim"], 3), _format(row["ssim_gray"], 3),
-                     _format(row["identity_distance"], 3), _format(row["same_person_rate"], 1, 100),
-                     str(row["samples"])]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["Metrics are per face on the whole image, averaged. PSNR: mean over finite values; identical images "
-              "(+inf) are counted apart. ID distance: dlib face-descriptor distance between ground truth and result; "
-              "same person: distance < 0.6. Faces without a dlib detection on the ground truth are left out of the "
-              f"identity columns: {settings['faces_without_detection']} of {settings['faces']}.", ""]
-    lines += ["## Learned metrics", ""]
-    lines += [f"- {name.upper()}: {reason}" for name, reason in settings["learned_metrics"].items()]
-    lines += ["", "## Time", ""]
-    lines += [f"- {label}: {seconds:.1f} s in its calls, {seconds / max(1, settings['pairs']):.3f} s per face"
-              for label, seconds in result.seconds.items()]
-    lines += [f"- whole run: {settings['wall_seconds']:.0f} s", ""]
-    return "\n".join(lines)
-
-
-def plot_metrics(result: EvaluationResult, output_dir: Path) -> list[Path]:
-    """`plot_<metric>.png`: each summary metric against the NVIDIA sets' mean hole ratio, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [row for row in result.summary if row["kind"] == "nvidia"]
-    written = []
-    for metric in SUMMARY_METRICS if rows else ():
-        figure, axes = plt.subplots(figsize=(5, 3.5))
-        for label in dict.fromkeys(row["method"] for row in rows):
-            points = sorted((row["mean_hole_ratio"] * 100, row[metric]) for row in rows if row["method"] == label)
-            axes.plot(*zip(*points), marker="o", label=label)
-        axes.set_xlabel("mean hole ratio (%)")
-        axes.set_ylabel(METRIC_TITLES[metric])
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        path = output_dir / f"plot_{metric}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
-    return written
-
-
-def plot_grids(result: EvaluationResult, output_dir: Path) -> list[Path]:
-    """`grid_<mask set>.png`: one row per face, columns masked | each method | ground truth."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    for name, columns in result.grids.items():
-        count = len(columns["masked"])
-        if count == 0:
-            continue
-        figure, axes = plt.subplots(count, len(columns), figsize=(2 * len(columns), 2 * count), squeeze=False)
-        for column, (title, images) in enumerate(columns.items()):
-            for row, image in enumerate(images):
-                axes[row, column].imshow(image.permute(1, 2, 0).numpy())
-                axes[row, column].set_axis_off()
-            axes[0, column].set_title(title, fontsize=9)
-        figure.tight_layout()
-        path = output_dir / f"grid_{name.replace('%', 'pct')}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
-    return written
-
-
 def main(argv: list[str] | None = None) -> EvaluationResult:
     """Parse the options, run the evaluation and write every output; returns the result."""
     config = config_from_args(argv)
@@ -527,15 +412,7 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
                                    f"{name} of metrics.csv)") for name, value in learned.items()},
         "wall_seconds": time.perf_counter() - began,
     }
-    write_csv(output_dir / "metrics.csv", result.summary)
-    write_csv(output_dir / "samples.csv", result.samples)
-    document = {"settings": settings, "summary": [{k: _json_value(v) for k, v in row.items()} for row in
-                                                  result.summary],
-                "seconds": result.seconds}
-    (output_dir / "metrics.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    (output_dir / "report.md").write_text(render_report(config, result, settings), encoding="utf-8")
-    plot_metrics(result, output_dir)
-    plot_grids(result, output_dir)
+    write_outputs(output_dir, result, settings, untrained=any(spec.untrained for spec in specs))
     return result
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hoginpaint import evaluate, metrics
+from hoginpaint import evaluate, evaluation_report, metrics
 from hoginpaint.baselines import load
 from hoginpaint.masks import FolderMasks
 from tests.conftest import load_validation_faces, pil_to_tensor
@@ -51,7 +51,7 @@ def test_writes_every_output_with_sane_values(first_run: Path) -> None:
     names = {path.name for path in first_run.iterdir()}
     sets = ["1-10%", "50-60%", "eyes", "nose", "mouth"]
     assert {"metrics.csv", "samples.csv", "metrics.json", "report.md"} <= names
-    assert {f"plot_{metric}.png" for metric in evaluate.SUMMARY_METRICS} <= names
+    assert {f"plot_{metric}.png" for metric in evaluation_report.SUMMARY_METRICS} <= names
     assert {f"grid_{name.replace('%', 'pct')}.png" for name in sets} <= names
     grid = Image.open(first_run / "grid_eyes.png")
     assert grid.size == (800, 400)  # 4 columns (masked, telea, hoginpaint, ground truth) x 2 faces, 200 px each
