@@ -202,7 +202,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
         mask = batch["mask"].to(accelerator.device, non_blocking=True)
         step_weights = weights if progress.global_step >= config.adversarial_warmup_steps else warmup_weights
         result = train_step(accelerator, models, *optimizers, image, mask, config.stage, step_weights, settings,
-                            config.guidance)
+                            config.guidance, deadline)
         progress.images_seen += image.shape[0] * accelerator.num_processes
         if not result.finite:
             nonfinite_in_a_row += 1
@@ -234,7 +234,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
         if config.validation_steps > 0 and step % config.validation_steps == 0 and step < config.max_train_steps:
             validation = run_validation(accelerator, config, models, validation_batch, settings, step,
                                         progress.images_seen)
-        if deadline is not None and _past(accelerator, deadline):
+        if result.past_deadline:  # the main process's clock, as of this step's loss check
             logger.info(f"--max_train_minutes {config.max_train_minutes} reached at step {step}: stopping")
             break
     bar.close()
@@ -246,12 +246,6 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
         validation = run_validation(accelerator, config, models, validation_batch, settings, progress.global_step,
                                     progress.images_seen)
     return "completed", validation
-
-
-def _past(accelerator: Accelerator, deadline: float) -> bool:
-    """Whether the main process's clock has passed `deadline`; every rank gets the main process's answer."""
-    flag = torch.tensor([float(time.monotonic() >= deadline)], device=accelerator.device)
-    return bool(accelerator.gather(flag)[0] > 0)
 
 
 def _sync_counters(accelerator: Accelerator, progress: Progress, skipped_here: torch.Tensor,

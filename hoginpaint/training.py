@@ -17,8 +17,9 @@ changed in place since the graph was built (EdgeConnect's users hit exactly that
 3. the generator's step, through a *fresh* forward pass of the updated discriminator whose parameters are frozen
    for it (so the generator's backward neither reaches nor all-reduces the discriminator's gradients).
 
-Both losses are checked for NaN/Inf on every rank *before* their backward pass, and all ranks agree on the verdict,
-so a non-finite loss never updates a weight and never leaves one rank waiting for another's gradients.
+Both losses are checked for NaN/Inf on every rank *before* their backward pass, and all ranks agree on the verdict
+(`agree`: one tiny all-gather, which also carries the main process's clock for `--max_train_minutes`), so a
+non-finite loss never updates a weight and never leaves one rank waiting for another's gradients.
 
 Losses (`hoginpaint.losses`): the L1 term is the mean over all pixels (EdgeConnect's code further divides it by the
 hole ratio; we keep the paper's plain weight); the style term compares the hole only, as EdgeConnect's; the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,25 +319,29 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
             parameter.requires_grad_(flag)
 
 
-def all_finite(accelerator: Any, *values: torch.Tensor) -> bool:
-    """Whether every value is finite on every rank (one tiny all-gather; all ranks get the same answer)."""
-    finite = all(bool(torch.isfinite(value.detach()).all()) for value in values)
-    flags = accelerator.gather(torch.tensor([float(finite)], device=accelerator.device))
-    return bool(flags.min() > 0)
+def agree(accelerator: Any, loss: torch.Tensor, deadline: float | None = None) -> tuple[bool, bool]:
+    """(is `loss` finite on every rank, is the main process past `deadline`, a `time.monotonic()` value or None for
+    never), from one tiny all-gather, so that every rank decides alike."""
+    past = deadline is not None and time.monotonic() >= deadline
+    flags = torch.tensor([float(bool(torch.isfinite(loss.detach()).all())), float(past)], device=accelerator.device)
+    flags = accelerator.gather(flags).view(-1, 2)  # (ranks, 2)
+    return bool(flags[:, 0].min() > 0), bool(flags[0, 1] > 0)
 
 
 @dataclass
 class StepResult:
-    """The losses of one step as floats, and whether they were finite (if not, no weight was updated)."""
+    """The losses of one step as floats, whether they were finite (if not, no weight was updated), and whether the
+    main process was past the step's `deadline` when the generator's loss was checked (`agree`)."""
 
     losses: dict[str, float]
     finite: bool
+    past_deadline: bool = False
 
 
 def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.optim.Optimizer,
                discriminator_optimizer: torch.optim.Optimizer, image: torch.Tensor, mask: torch.Tensor,
                stage: Stage, weights: LossWeights, settings: HOGSettings,
-               guidance_kind: Literal["hog", "zeros"] = "hog") -> StepResult:
+               guidance_kind: Literal["hog", "zeros"] = "hog", deadline: float | None = None) -> StepResult:
     """One GAN update of the stage's generator and discriminator (see the module docstring for the order).
 
     `models.generator` / `.discriminator` and the optimizers are the ones `accelerator.prepare` returned.
@@ -344,7 +350,8 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
         with accelerator.autocast():
             outputs = forward_stage(stage, models, image, mask, settings, guidance_kind)
             d_loss = models.trainer.discriminator_loss(models.discriminator, outputs, mask)
-        if not all_finite(accelerator, d_loss):
+        finite, _ = agree(accelerator, d_loss)
+        if not finite:
             discriminator_optimizer.zero_grad(set_to_none=True)
             return StepResult({"discriminator": d_loss.item()}, finite=False)
         accelerator.backward(d_loss)
@@ -354,13 +361,14 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
         with accelerator.autocast(), frozen(accelerator.unwrap_model(models.discriminator)) as discriminator:
             g_losses = models.trainer.generator_losses(stage, outputs, mask, discriminator, models.vgg, weights)
         reported = {"discriminator": d_loss.item(), **{f"generator_{k}": v.item() for k, v in g_losses.items()}}
-        if not all_finite(accelerator, g_losses["total"]):
+        finite, past_deadline = agree(accelerator, g_losses["total"], deadline)
+        if not finite:
             generator_optimizer.zero_grad(set_to_none=True)
-            return StepResult(reported, finite=False)
+            return StepResult(reported, finite=False, past_deadline=past_deadline)
         accelerator.backward(g_losses["total"])
         generator_optimizer.step()
         generator_optimizer.zero_grad(set_to_none=True)
-    return StepResult(reported, finite=True)
+    return StepResult(reported, finite=True, past_deadline=past_deadline)
 
 
 def make_optimizers(models: GANModels, config: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:

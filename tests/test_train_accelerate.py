@@ -246,6 +246,17 @@ def test_nonfinite_losses_stop_training_with_the_last_good_checkpoint(tmp_path, 
     assert all(torch.isfinite(value).all() for value in weights.values())
 
 
+def test_max_train_minutes_stops_at_the_first_step_past_the_deadline(tmp_path, monkeypatch, fresh_accelerate_state):
+    monkeypatch.setattr(train_accelerate, "training_batches", _synthetic_batches())
+    out = tmp_path / "timed"
+    summary = _in_process(["--stage", "structure", "--resolution", "64", "--base_channels", "8", "--residual_blocks",
+                           "1", "--train_batch_size", "2", "--output_dir", str(out), "--max_train_steps", "50",
+                           "--max_train_minutes", "1e-9", "--validation_steps", "-1"])
+    assert summary["status"] == "completed" and summary["global_step"] == 1
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-1"]  # the final state, to resume from
+    assert HOGInpaintPipeline.from_pretrained(out).resolution == 64
+
+
 def test_a_refused_push_is_reported_and_the_local_output_kept(tmp_path, monkeypatch, fresh_accelerate_state):
     monkeypatch.setattr(train_accelerate, "training_batches", _synthetic_batches())
     out = tmp_path / "refused"

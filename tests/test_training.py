@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,23 @@ def test_a_nonfinite_loss_updates_nothing(accelerator):
     after = {**_parameters(models.generator), **{f"d.{k}": v for k, v in _parameters(models.discriminator).items()}}
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not g_opt.state_dict()["state"] and not d_opt.state_dict()["state"]  # Adam never stepped
+
+
+def test_the_deadline_rides_on_the_generators_finiteness_check(accelerator, monkeypatch):
+    config = _config(stage="inpaint")
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    gathered = []
+    gather = accelerator.gather
+    monkeypatch.setattr(accelerator, "gather", lambda tensor: gathered.append(tensor.clone()) or gather(tensor))
+    image, mask = _batch()
+    step = [accelerator, models, g_opt, d_opt, image, mask, "inpaint", config.loss_weights(),
+            training.hog_settings(models, config), "hog"]
+    past = training.train_step(*step, deadline=time.monotonic() - 1)
+    ahead = training.train_step(*step, deadline=time.monotonic() + 3600)
+    without = training.train_step(*step)
+    assert past.finite and past.past_deadline and not ahead.past_deadline and not without.past_deadline
+    assert len(gathered) == 3 * 2  # two gathers a step (D's loss, G's loss): the deadline adds none
+    assert [flags.tolist() for flags in gathered[:2]] == [[1.0, 0.0], [1.0, 1.0]]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
