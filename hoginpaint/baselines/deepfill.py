@@ -21,6 +21,10 @@ Deliberate differences from the official code, each for a stated reason:
 Public pieces: `DeepFillV2Generator` and `SNPatchDiscriminator` (networks); `generate`, `discriminator_loss`,
 `generator_loss`, `DeepFillLossWeights` (training, pure loss computations); `DeepFillInpainter` (inference with the
 HOG pipeline's call and Hub layout). `hoginpaint.baselines.convert_deepfill` converts the published PyTorch weights.
+
+One file of ~500 lines on purpose: the whole baseline — networks (~300 lines of it), inference wrapper (~50) and the
+trainer's `DeepFillTraining` (~100) — is in one place, where issue #13 put it, so that no module of the HOG model
+names DeepFill's pieces and a reader of the baseline needs no other file.
 """
 from __future__ import annotations
 
