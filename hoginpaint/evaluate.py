@@ -49,10 +49,14 @@ import torch
 
 from hoginpaint import config, faces, metrics
 from hoginpaint.config import option
-from hoginpaint.evaluation_report import (  # noqa: F401 — SUMMARY_METRICS, METRIC_TITLES: importable from here too
+from hoginpaint.evaluation_report import (  # noqa: F401 — the outputs' names stay importable from here too
     METRIC_TITLES,
     SUMMARY_METRICS,
     EvaluationResult,
+    plot_grids,
+    plot_metrics,
+    render_report,
+    write_csv,
     write_outputs,
 )
 from hoginpaint.masks import FolderMasks
