@@ -75,11 +75,11 @@ def load_image(image: ImageLike) -> torch.Tensor:
     if isinstance(image, (str, Path)):
         image = open_image_file(image)
     if isinstance(image, Image.Image):
-        tensor = _pil_to_tensor(image)
+        tensor = _channels_first(_pil_to_array(image))
     elif isinstance(image, np.ndarray):
         if image.ndim >= 2:
             _check_pixel_count(image.shape[:2][::-1], source="image")  # before copying a huge array
-        tensor = _array_to_tensor(image)
+        tensor = _channels_first(_normalise_array(image))
     elif isinstance(image, torch.Tensor):
         if image.ndim >= 2:
             _check_pixel_count(tuple(image.shape[-2:])[::-1], source="image")
@@ -255,11 +255,11 @@ def _check_size(shape: tuple[int, ...], source: str) -> None:
     _check_pixel_count((width, height), source=source)
 
 
-def _pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    array = _pil_to_array(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+def _channels_first(values: np.ndarray) -> torch.Tensor:
+    """Float32 `(H, W)` or `(H, W, 3)` → `(3, H, W)` tensor, grayscale repeated on the three channels."""
+    if values.ndim == 2:
+        values = np.repeat(values[..., None], 3, axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(values)).permute(2, 0, 1).contiguous()
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
@@ -276,13 +276,6 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     if image.mode == "L":
         return np.asarray(image, dtype=np.float32) / 255.0
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
-    image = _normalise_array(array)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
 def _normalise_array(array: np.ndarray) -> np.ndarray:
