@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hoginpaint.mask_input import to_mask_tensor
 from hoginpaint.pixel_values import to_unit_range
+from hoginpaint.prefill import correction_ramp
 
 MAX_IMAGE_PIXELS = 50_000_000
 MIN_IMAGE_SIDE = 16
@@ -163,6 +164,15 @@ class PreparedBatch:
     original_masks: list[torch.Tensor]  # each (1, H_i, W_i)
 
 
+def resize_images(images: Sequence[torch.Tensor], resolution: int) -> torch.Tensor:
+    """Images `(3, H_i, W_i)` in [0, 1] → one `(B, 3, R, R)` batch, resized bicubic with antialiasing."""
+    size = (resolution, resolution)
+    return torch.cat([
+        F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        for image in images
+    ])
+
+
 def prepare(images: list[torch.Tensor], masks: list[torch.Tensor], resolution: int) -> PreparedBatch:
     """Resize images `(3, H_i, W_i)` and masks `(1, H_i, W_i)` to one `(B, ·, R, R)` batch for the model.
 
@@ -175,14 +185,9 @@ def prepare(images: list[torch.Tensor], masks: list[torch.Tensor], resolution: i
         raise ValueError(f"got {len(images)} images and {len(masks)} masks; pass one mask per image")
     for image, mask in zip(images, masks):
         check_mask_matches(image, mask)
-    size = (resolution, resolution)
-    resized = [
-        F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-        for image in images
-    ]
-    resized_masks = [F.adaptive_max_pool2d(mask[None], size) for mask in masks]
+    resized_masks = [F.adaptive_max_pool2d(mask[None], (resolution, resolution)) for mask in masks]
     return PreparedBatch(
-        image=torch.cat(resized),  # (B, 3, R, R)
+        image=resize_images(images, resolution),  # (B, 3, R, R)
         mask=torch.cat(resized_masks),  # (B, 1, R, R)
         originals=list(images),
         original_masks=list(masks),
@@ -191,7 +196,7 @@ def prepare(images: list[torch.Tensor], masks: list[torch.Tensor], resolution: i
 
 def paste_back(
     original: torch.Tensor, result_lowres: torch.Tensor, mask_fullres: torch.Tensor, feather: int = 4,
-    base: torch.Tensor | None = None, base_lowres: torch.Tensor | None = None,
+    base: torch.Tensor | None = None, base_lowres: torch.Tensor | None = None, ramp: float = 0.0,
 ) -> torch.Tensor:
     """Bring the model's output back to the input's size and put it in the hole only.
 
@@ -207,6 +212,8 @@ def paste_back(
     `base` `(3, H, W)` and `base_lowres` `(3, R, R)`: a full-resolution fill of the hole and the same fill at the
     model's resolution (what the model refined). Then only the model's change, `result_lowres - base_lowres`, is
     upsampled and added to `base`: where the model changed nothing, the result is the full-resolution fill exactly.
+    `ramp` (pixels of the input; with a `base` only): the change fades in over this many pixels from the hole's rim
+    (`hoginpaint.prefill.correction_ramp`).
     """
     if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
         raise ValueError(f"feather must be an int >= 0 (pixels), got {feather!r}")
@@ -221,6 +228,8 @@ def paste_back(
         change[None].to(original.device), size=(height, width), mode="bicubic", antialias=True, align_corners=False,
     )[0]  # (3, H, W)
     if base is not None:
+        if ramp > 0:
+            upsampled = upsampled * correction_ramp(mask_fullres[None].to(original.device).float(), ramp)[0]
         upsampled = upsampled + base.float().to(original.device)
     upsampled = upsampled.clamp(0, 1)
     if feather > 0:

@@ -4,13 +4,16 @@
 rest of a call is shared here (as diffusers shares its image processor between pipelines). A model subclasses
 `Inpainter` and implements two hooks:
 
-- `_run(image, mask)`: the networks on a `(B, 3, R, R)` batch and its `(B, 1, R, R)` mask under
+- `_run(image, mask, filled)`: the networks on a `(B, 3, R, R)` batch and its `(B, 1, R, R)` mask under
   `torch.inference_mode` → a `ModelRun` (the completed batch, the pre-fill it refined if any, extra tensors);
 - `_output(images, masked, run, mask)`: the call's return value from the full-size results.
 
 Paste-back (`hoginpaint.imageio.paste_back`) puts each result into its input's hole at the input's own size. When
-the model refined a classical pre-fill, the pre-fill is recomputed at the input's size and only the model's change
-is upsampled, so the model's resolution costs none of the classical floor's detail.
+the model refines a classical pre-fill, the fill is computed first at the input's own size; the model refines that
+fill downsampled to its resolution, and only the model's change is upsampled and added to the full-resolution fill,
+faded in from the hole's rim by the generator's `correction_ramp` scaled to the input. So the model's resolution
+costs none of the classical floor's detail. Two optional hooks say what a model refines: `_prefill_kind()` (default
+``none``) and `_correction_ramp()` (pixels at the model's resolution, default 0).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from typing import Any, Literal
 import torch
 
 from hoginpaint.hub import ComponentModel
-from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, to_pil
+from hoginpaint.imageio import ImageLike, load_images, load_masks, paste_back, prepare, resize_images, to_pil
 from hoginpaint.prefill import prefill_around_hole
 
 # The full-resolution pre-fill that the model's correction is added to: one image per call can afford more
@@ -55,8 +58,14 @@ def _to_cpu(tensor: torch.Tensor) -> torch.Tensor:
 class Inpainter(ComponentModel):
     """A `ComponentModel` with the shared inference call; subclasses implement `_run` and `_output`."""
 
-    def _run(self, image: torch.Tensor, mask: torch.Tensor) -> ModelRun:
+    def _run(self, image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor | None = None) -> ModelRun:
         raise NotImplementedError
+
+    def _prefill_kind(self) -> str:
+        return "none"
+
+    def _correction_ramp(self) -> float:
+        return 0.0
 
     def _output(self, images: list, masked: list, run: ModelRun, mask: torch.Tensor) -> Any:
         raise NotImplementedError
@@ -76,9 +85,19 @@ class Inpainter(ComponentModel):
         # 1. prepare inputs: each image and mask at its own size → one (B, ·, R, R) batch
         images, masks = load_images(image), load_masks(mask_image)
         batch = prepare(images, masks, self.resolution)
+        kind, bases, filled = self._prefill_kind(), [], None
+        if kind != "none":
+            # the classical fill at each input's own size, and the same fill at the model's resolution
+            bases = [prefill_around_hole(original, mask, kind, iterations=PASTE_BACK_ITERATIONS,
+                                         exact_up_to=PASTE_BACK_EXACT_PIXELS)
+                     for original, mask in zip(batch.originals, batch.original_masks)]
+            # (the model's input is that fill too: it holds the known pixels, and nothing that was under the hole)
+            filled = resize_images(bases, self.resolution)
+        image = batch.image if filled is None else filled
         with torch.inference_mode():
             # 2. the model's networks at its resolution
-            run = self._run(batch.image.to(self.device, self.dtype), batch.mask.to(self.device, self.dtype))
+            run = self._run(image.to(self.device, self.dtype), batch.mask.to(self.device, self.dtype),
+                            None if filled is None else filled.to(self.device, self.dtype))
         run = ModelRun(result=_to_cpu(run.result), prefill=run.prefill,
                        filled=None if run.filled is None else _to_cpu(run.filled),
                        extras={name: _to_cpu(tensor) for name, tensor in run.extras.items()})
@@ -87,10 +106,11 @@ class Inpainter(ComponentModel):
         restored = []
         for index, (original, mask) in enumerate(zip(batch.originals, batch.original_masks)):
             base = {}
-            if run.prefill != "none":
-                base = {"base": prefill_around_hole(original, mask, run.prefill, iterations=PASTE_BACK_ITERATIONS,
-                                                    exact_up_to=PASTE_BACK_EXACT_PIXELS),
-                        "base_lowres": run.filled[index]}
+            if bases:
+                # the ramp in the input's pixels: the model's ramp times the input's scale over the model's
+                scale = (original.shape[-1] * original.shape[-2]) ** 0.5 / self.resolution
+                base = {"base": bases[index], "base_lowres": run.filled[index],
+                        "ramp": self._correction_ramp() * scale}
             restored.append(paste_back(original, run.result[index], mask, feather=feather, **base))
         masked = [to_pil(torch.where(mask >= 0.5, 1.0, original))
                   for original, mask in zip(batch.originals, batch.original_masks)]

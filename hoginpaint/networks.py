@@ -37,7 +37,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
 from hoginpaint.hub import StrictHubMixin
-from hoginpaint.prefill import PrefillKind, check_prefill_kind
+from hoginpaint.prefill import PrefillKind, check_correction_ramp, check_prefill_kind, correction_ramp
 
 # Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
 # needs at least 3 pixels there.
@@ -244,16 +244,35 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
     `prefill` (see `hoginpaint.prefill`): ``none`` is the paper's G (hole zeroed in its input, output
     (tanh + 1) / 2); otherwise the stage fills the hole classically before G sees it, and G predicts a correction of
     that fill (its last layer starts at zero, so an untrained G returns the pre-fill: it starts at the classical
-    floor). Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
+    floor). `correction_ramp` (pixels, with a pre-fill only; 0: off): the correction fades in over this many pixels
+    from the hole's rim (`hoginpaint.prefill.correction_ramp`), where the classical fill is nearly exact; the pipeline
+    applies the same ramp, scaled to the photo, when it adds the upsampled correction to a full-resolution fill.
+    Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
     """
 
-    def __init__(self, base_channels: int = 64, residual_blocks: int = 8, prefill: PrefillKind = "none") -> None:
+    def __init__(self, base_channels: int = 64, residual_blocks: int = 8, prefill: PrefillKind = "none",
+                 correction_ramp: float = 0.0) -> None:
         _check_positive_int("base_channels", base_channels)
         _check_positive_int("residual_blocks", residual_blocks)
         check_prefill_kind(prefill)
+        check_correction_ramp(correction_ramp, prefill)
         super().__init__(in_channels=5, out_channels=3, base_channels=base_channels, residual_blocks=residual_blocks,
                          use_spectral_norm=False, zero_output=prefill != "none")
         self.prefill = prefill
+        self.correction_ramp = correction_ramp
+
+    @property
+    def correction_ramp(self) -> float:
+        return self._correction_ramp
+
+    @correction_ramp.setter
+    def correction_ramp(self, pixels: float) -> None:
+        """Set the ramp (e.g. to fine-tune a loaded G under another); `save_pretrained` records the new value."""
+        check_correction_ramp(pixels, self.prefill)
+        self._correction_ramp = float(pixels)
+        config = getattr(self, "_hub_mixin_config", None)
+        if isinstance(config, dict) and (pixels or "correction_ramp" in config):
+            config["correction_ramp"] = float(pixels)
 
     def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1].
@@ -264,7 +283,10 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
                       min_side=MIN_GENERATOR_SIDE, multiple=4)
         x = torch.cat([masked_image, guidance, mask], dim=1)  # (B, 5, H, W): RGB, HOG guidance, mask (1 = hole)
         if self.prefill != "none":
-            return (masked_image + self.body(x)).clamp(0, 1)  # a correction of the pre-fill
+            correction = self.body(x)
+            if self.correction_ramp > 0:
+                correction = correction * correction_ramp(mask, self.correction_ramp).to(correction.dtype)
+            return (masked_image + correction).clamp(0, 1)  # a correction of the pre-fill
         return (torch.tanh(self.body(x)) + 1) / 2
 
 

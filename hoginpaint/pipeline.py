@@ -101,13 +101,25 @@ out.images[0].save("restored.png")
             inpaint = InpaintGenerator(base_channels=base_channels, residual_blocks=residual_blocks)
         return cls(structure, inpaint, resolution=resolution)
 
-    def _run(self, image: torch.Tensor, mask: torch.Tensor) -> ModelRun:
-        """The two stages on a `(B, 3, R, R)` batch (the shared call: `hoginpaint.inference.Inpainter.__call__`)."""
-        # structure stage: G_H predicts the HOG image; guidance = known cells + predicted hole cells
-        structure = structure_stage(self.structure_generator, image, mask)
-        # inpaint stage: G fills the hole guided by the HOG image (refining a pre-fill, if it was built with one)
+    def _prefill_kind(self) -> str:
+        return prefill_kind(self.inpaint_generator)
+
+    def _correction_ramp(self) -> float:
+        return getattr(self.inpaint_generator, "correction_ramp", 0.0)
+
+    def _run(self, image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor | None = None) -> ModelRun:
+        """The two stages on a `(B, 3, R, R)` batch (the shared call: `hoginpaint.inference.Inpainter.__call__`).
+
+        `filled`: the batch with its hole pre-filled by G's kind (the shared call passes the photo's full-resolution
+        fill, downsampled); by default the stages fill it at resolution R.
+        """
         kind = prefill_kind(self.inpaint_generator)
-        filled = structure.filled if prefill_kind(self.structure_generator) == kind else prefill(image, mask, kind)
+        shared = filled if prefill_kind(self.structure_generator) == kind else None
+        # structure stage: G_H predicts the HOG image; guidance = known cells + predicted hole cells
+        structure = structure_stage(self.structure_generator, image, mask, filled=shared)
+        # inpaint stage: G fills the hole guided by the HOG image (refining a pre-fill, if it was built with one)
+        if filled is None:
+            filled = structure.filled if prefill_kind(self.structure_generator) == kind else prefill(image, mask, kind)
         _, composited = inpaint_stage(self.inpaint_generator, image, mask, structure.guidance, filled=filled)
         return ModelRun(result=composited, prefill=kind, filled=filled,
                         extras={"guidance": structure.guidance, "hog_pred": structure.hog_pred})

@@ -43,6 +43,15 @@ def check_prefill_kind(kind: object) -> None:
         raise ValueError(f"unknown prefill {kind!r}; expected one of {', '.join(PREFILL_KINDS)}")
 
 
+def check_correction_ramp(pixels: object, kind: str) -> None:
+    """A correction ramp is a number of pixels >= 0, and only a generator that refines a pre-fill has one."""
+    if isinstance(pixels, bool) or not isinstance(pixels, (int, float)) or not 0 <= pixels < float("inf"):
+        raise ValueError(f"correction_ramp must be a number of pixels >= 0 (0: off), got {pixels!r}")
+    if pixels > 0 and kind == "none":
+        raise ValueError("correction_ramp fades a correction of a pre-fill in from the hole's rim; a generator "
+                         "without a pre-fill (prefill='none') has none: pass correction_ramp=0 or a pre-fill")
+
+
 def _laplacian(u: torch.Tensor) -> torch.Tensor:
     """The grid graph's Laplacian Σ_neighbours (u_j - u_i) of `u` `(N, 1, H, W)` (replicate padding: symmetric)."""
     padded = F.pad(u, (1, 1, 1, 1), mode="replicate")
@@ -174,3 +183,24 @@ def prefill_around_hole(image: torch.Tensor, mask: torch.Tensor, kind: PrefillKi
         return result
     result[box] = prefill(image[box][None], mask[box][None], kind, iterations)[0]
     return result
+
+
+def correction_ramp(mask: torch.Tensor, pixels: float) -> torch.Tensor:
+    """How much of a learned correction of the fill to keep at each pixel of the hole of `mask` `(B, 1, H, W)`.
+
+    `min(d, pixels) / pixels`, with d a hole pixel's chessboard distance to the nearest known pixel (1 on the hole's
+    rim; the image border does not count as known); 0 outside the hole; all ones in the hole when `pixels` <= 0.
+    Near the rim the classical fill is already close to exact — its error grows with the distance to known pixels —
+    and a learned correction there mostly adds error, most of all when a correction learned at a lower resolution is
+    upsampled onto a full-resolution fill. The ramp fades the correction in over `pixels` pixels (measured in
+    `docs/correction_ramp.md`).
+    """
+    hole = (mask >= 0.5).to(torch.float32)
+    if pixels <= 0:
+        return hole.to(mask.dtype)
+    known = 1 - hole
+    distance = torch.zeros_like(hole)
+    for _ in range(int(torch.tensor(float(pixels)).ceil())):
+        distance = distance + (1 - known)  # +1 wherever the pixel is still farther than the grown known region
+        known = F.max_pool2d(known, 3, stride=1, padding=1)
+    return ((distance / pixels).clamp(max=1) * hole).to(mask.dtype)

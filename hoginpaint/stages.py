@@ -74,17 +74,20 @@ def masked_hog(
 
 def structure_stage(
     structure_generator: StructureGenerator, image: torch.Tensor, mask: torch.Tensor,
-    settings: HOGSettings | None = None,
+    settings: HOGSettings | None = None, filled: torch.Tensor | None = None,
 ) -> StructureResult:
     """Run G_H on `image` `(B, 3, H, W)` in [0, 1] with `mask` `(B, 1, H, W)`, 1 = hole.
 
     `settings`: the HOG settings G_H was built with, by default `structure_generator.hog_settings()` (pass them when
-    G_H is wrapped, e.g. by DistributedDataParallel, which does not forward that method).
+    G_H is wrapped, e.g. by DistributedDataParallel, which does not forward that method). `filled`: the image with
+    its hole already filled by G_H's own `prefill` kind (e.g. a fill computed at a photo's full resolution and
+    downsampled); by default it is computed here.
     """
     check_image_and_mask(image, mask)
     settings = settings or structure_generator.hog_settings()
     kind = prefill_kind(structure_generator)
-    filled = prefill(image, mask, kind)
+    if filled is None:
+        filled = prefill(image, mask, kind)
     # The known cells of the filled face's HOG image are the input's own (a cell the hole cannot change is computed
     # from known pixels only); its hole cells are zeroed (the paper) or the pre-fill's.
     hog_known, cells = masked_hog(filled, mask, settings, zero_hole_cells=kind == "none")

@@ -154,7 +154,8 @@ def build_models(config: TrainConfig) -> GANModels:
         return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
 
     generator = inpaint_generator.train() if inpaint_generator is not None else InpaintGenerator(
-        width, config.residual_blocks, prefill=config.prefill)
+        width, config.residual_blocks, prefill=config.prefill, correction_ramp=config.correction_ramp)
+    generator.correction_ramp = config.correction_ramp  # a loaded G is fine-tuned under this run's ramp
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
     return GANModels(HOGInpaintTraining(), generator, PatchDiscriminator(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
@@ -436,7 +437,8 @@ def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> 
             if models.inpaint_generator is not None:
                 inpaint = detached_copy(models.inpaint_generator)
             else:
-                inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill).eval()
+                inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill,
+                                           correction_ramp=config.correction_ramp).eval()
                 untrained = ["inpaint_generator"]
         else:
             inpaint = trained

@@ -11,7 +11,7 @@ from hoginpaint.masks import FolderMasks
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
-from hoginpaint.prefill import PREFILL_KINDS, prefill, prefill_around_hole
+from hoginpaint.prefill import PREFILL_KINDS, correction_ramp, prefill, prefill_around_hole
 from hoginpaint.stages import inpaint_stage, structure_stage
 
 
@@ -166,3 +166,73 @@ def test_small_holes_can_be_solved_exactly(val_faces):
                                rtol=0)
     iterative = prefill_around_hole(face, mask, exact_up_to=1499)  # one pixel over: conjugate gradients
     assert not torch.equal(iterative, exact) and _psnr(iterative, exact) > 35
+
+
+def test_correction_ramp_grows_with_the_distance_to_known_pixels():
+    mask = _square_hole(1, 32, 8, 12)  # rows and columns 8..19
+    ramp = correction_ramp(mask, 4)
+    assert torch.equal(ramp[mask < 0.5], torch.zeros(int((mask < 0.5).sum())))  # nothing outside the hole
+    row = ramp[0, 0, 13]  # across the middle of the hole: 1/4 on the rim, 2/4, 3/4, then 1 inside
+    assert torch.allclose(row[8:14], torch.tensor([0.25, 0.5, 0.75, 1.0, 1.0, 1.0]))
+    assert torch.allclose(row[14:20], torch.tensor([1.0, 1.0, 1.0, 0.75, 0.5, 0.25]))
+    assert torch.equal(correction_ramp(mask, 0), mask)  # off: the whole hole
+    # the image border is not known: a hole along it ramps from its inner rim only
+    border = torch.zeros(1, 1, 16, 16)
+    border[..., :, :4] = 1
+    assert torch.allclose(correction_ramp(border, 2)[0, 0, 8, :4], torch.tensor([1.0, 1.0, 1.0, 0.5]))
+    # a fractional ramp: distance / pixels, capped at 1
+    assert torch.allclose(correction_ramp(mask, 2.5)[0, 0, 13, 8:11], torch.tensor([0.4, 0.8, 1.0]))
+
+
+def test_a_generator_with_a_ramp_leaves_the_rim_to_the_fill_and_records_the_ramp(tmp_path):
+    torch.manual_seed(0)
+    inpaint = InpaintGenerator(8, 1, prefill="biharmonic", correction_ramp=3).eval()
+    torch.nn.init.normal_(inpaint.decoder[-1].weight, std=0.1)  # a non-zero correction
+    image, mask = torch.rand(1, 3, 32, 32), _square_hole(1, 32, 8, 12)
+    filled, guidance = prefill(image, mask), torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        ramped = inpaint(filled, guidance, mask)
+        inpaint.correction_ramp = 0
+        full = inpaint(filled, guidance, mask)
+    weight = correction_ramp(mask, 3)
+    inside = (weight == 1) & (mask > 0.5)
+    assert torch.equal(ramped.expand(1, 3, 32, 32)[inside.expand(1, 3, 32, 32)],
+                       full[inside.expand(1, 3, 32, 32)])  # deep in the hole: the same correction
+    rim = (weight > 0) & (weight < 1)
+    rim3 = rim.expand(1, 3, 32, 32)
+    assert (ramped - filled)[rim3].abs().sum() < (full - filled)[rim3].abs().sum()  # damped on the rim
+    inpaint.correction_ramp = 3
+    inpaint.save_pretrained(tmp_path)
+    assert InpaintGenerator.from_pretrained(tmp_path).correction_ramp == 3.0
+    with pytest.raises(ValueError, match="without a pre-fill"):
+        InpaintGenerator(8, 1, correction_ramp=2)
+    with pytest.raises(ValueError, match="number of pixels >= 0"):
+        InpaintGenerator(8, 1, prefill="biharmonic", correction_ramp=-1)
+
+
+def test_paste_back_ramps_the_change_in_from_the_rim():
+    original = torch.rand(3, 64, 64)
+    mask = _square_hole(1, 64, 16, 24)[0]
+    base = torch.where(mask.bool(), torch.full_like(original, 0.3), original)
+    base_low = torch.nn.functional.interpolate(base[None], size=(16, 16), mode="area")[0]
+    ramped = paste_back(original, base_low + 0.1, mask, feather=0, base=base, base_lowres=base_low, ramp=8)
+    weight = correction_ramp(mask[None], 8)[0]
+    # a uniform change of 0.1 at model resolution arrives as 0.1 x the ramp (the bicubic upsample is exact inside)
+    assert torch.allclose(ramped[:, 20:36, 20:36], 0.3 + 0.1 * weight[:, 20:36, 20:36], atol=1e-5)
+    assert torch.allclose(ramped[:, 16, 16], torch.full((3,), 0.3 + 0.1 / 8), atol=1e-5)  # the rim's corner
+
+
+def test_the_pipeline_refines_the_photos_own_fill_and_ignores_what_is_under_the_hole():
+    # The networks see the full-resolution fill, downsampled: two photos that differ only under the hole give
+    # identical outputs, and the model's input holds the 96-px fill (not one solved at 32 px).
+    torch.manual_seed(0)
+    inpaint = InpaintGenerator(8, 1, prefill="biharmonic", correction_ramp=2)
+    torch.nn.init.normal_(inpaint.decoder[-1].weight, std=0.05)
+    pipe = HOGInpaintPipeline(StructureGenerator(8, 1, pixels_per_cell=4, prefill="biharmonic"), inpaint.eval(),
+                              resolution=32)
+    image, mask = torch.rand(3, 96, 96), _square_hole(1, 96, 30, 30)[0]
+    noisy = torch.where(mask.bool(), torch.rand(3, 96, 96), image)
+    first = pipe(image=image, mask_image=mask, output_type="pt")
+    second = pipe(image=noisy, mask_image=mask, output_type="pt")
+    assert torch.equal(first.images[0], second.images[0])
+    assert not torch.allclose(first.images[0], prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS))
