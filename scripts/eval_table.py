@@ -7,6 +7,8 @@ Runs made with the same `--dataset`, `--split`, `--max_samples`, `--seed`, `--ma
 exactly the same (face, mask) pairs (the pairing is seeded; `hoginpaint.evaluate`), so methods evaluated in
 separate runs can share a table; this script refuses runs whose settings differ. Per mask set: PSNR, SSIM and dlib
 identity distance of every method, the best in bold, and whether the first method beats every other one.
+`PATH:telea,biharmonic` takes only those methods of a run (e.g. to leave out an older model evaluated under the
+same name as a newer one).
 """
 from __future__ import annotations
 
@@ -22,10 +24,17 @@ LABELS = {"hoginpaint": "HOG-guided", "deepfill": "DeepFill v2", "telea": "Telea
           "navier-stokes": "Navier-Stokes"}
 
 
-def load_runs(paths: list[Path]) -> tuple[dict, dict[str, dict[str, dict]]]:
+def split_spec(spec: str) -> tuple[Path, set[str] | None]:
+    """`PATH` or `PATH:METHOD,METHOD` → (the metrics.json path, the methods to take from it or None for all)."""
+    path, _, methods = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    return Path(path), (set(methods.split(",")) if methods else None)
+
+
+def load_runs(specs: list[str]) -> tuple[dict, dict[str, dict[str, dict]]]:
     """The shared settings and {mask set: {method: summary row}} of the runs, in the order given."""
     settings, table = None, {}
-    for path in paths:
+    for spec in specs:
+        path, only = split_spec(str(spec))
         run = json.loads(path.read_text())
         mine = {key: run["settings"].get(key) for key in SHARED_SETTINGS}
         if settings is None:
@@ -34,6 +43,8 @@ def load_runs(paths: list[Path]) -> tuple[dict, dict[str, dict[str, dict]]]:
             raise SystemExit(f"{path} was evaluated with other settings ({mine}) than the first run ({settings}); "
                              "its faces and holes differ, so it cannot share the table")
         for row in run["summary"]:
+            if only is not None and row["method"] not in only:
+                continue
             table.setdefault(row["mask_set"], {})[row["method"]] = row
     return settings, table
 
@@ -69,8 +80,9 @@ def render(title: str, settings: dict, table: dict[str, dict[str, dict]]) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("metrics", type=Path, nargs="+", help="metrics.json files; the first run's first method is "
-                                                              "the one compared against all others")
+    parser.add_argument("metrics", nargs="+", help="metrics.json files (PATH or PATH:METHOD,METHOD to take only "
+                                                   "those methods); the first run's first method is the one "
+                                                   "compared against all others")
     parser.add_argument("--title", default="Evaluation")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args()

@@ -1,0 +1,40 @@
+"""scripts/eval_table.py: one table from several evaluation runs over the same pairs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("eval_table", Path(__file__).parents[1] / "scripts" / "eval_table.py")
+eval_table = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(eval_table)
+
+SETTINGS = {"dataset": "d", "split": "validation", "max_samples": 2, "seed": 0, "mask_dir": "m", "mask_split": "eval",
+            "feature_masks": False, "resolution": 256}
+
+
+def _run(path: Path, rows: dict[str, tuple[float, float, float]], **settings) -> Path:
+    summary = [{"mask_set": "1-10%", "method": method, "samples": 2, "psnr": psnr, "ssim": ssim,
+                "identity_distance": distance} for method, (psnr, ssim, distance) in rows.items()]
+    path.write_text(json.dumps({"settings": {**SETTINGS, **settings}, "summary": summary}))
+    return path
+
+
+def test_methods_can_be_picked_from_a_run_and_the_first_method_is_judged(tmp_path):
+    new = _run(tmp_path / "new.json", {"hoginpaint": (40.0, 0.98, 0.10), "deepfill": (35.0, 0.95, 0.20)})
+    old = _run(tmp_path / "old.json", {"telea": (37.0, 0.97, 0.12), "deepfill": (30.0, 0.90, 0.30)})
+    settings, table = eval_table.load_runs([str(new), f"{old}:telea"])
+    assert table["1-10%"]["deepfill"]["psnr"] == 35.0  # the older run's deepfill was left out
+    text = eval_table.render("t", settings, table)
+    assert "| 1-10% (2) | HOG-guided | **40.00** | **0.980** | **0.100** | yes |" in text
+    _, table = eval_table.load_runs([str(new), str(old)])
+    assert table["1-10%"]["deepfill"]["psnr"] == 30.0  # without the pick, a later run's row replaces the earlier
+
+
+def test_runs_over_other_faces_are_refused(tmp_path):
+    first = _run(tmp_path / "a.json", {"hoginpaint": (40.0, 0.98, 0.10)})
+    other = _run(tmp_path / "b.json", {"telea": (37.0, 0.97, 0.12)}, max_samples=3)
+    with pytest.raises(SystemExit, match="other settings"):
+        eval_table.load_runs([str(first), str(other)])
