@@ -43,6 +43,13 @@ MASK_DIR = Path(os.environ.get("HOGINPAINT_MASK_DIR", ROOT.parent / "shared" / "
                                / "nvidia-irregular-test"))
 GUIDANCE_SIDE = 256  # the HOG guidance is returned at least this tall
 MAX_UPLOAD = "50mb"  # a 49 MP JPEG is ~15 MB; the editor uploads the photo again as PNG, ~25 MB for 12 MP
+# The editor's canvas before a photo arrives: no larger than any photo. Gradio 6's editor gives its brush a hidden
+# sprite the size of everything on the canvas, that sprite included (js/imageeditor/shared/brush/brush-textures.ts,
+# `initialize_textures`), so it never shrinks below the first canvas; and it sizes a layer loaded from a file by the
+# same bounds, centring the file in it (core/layers.ts, `add_layer_from_url`). With the default 800x800 canvas, a
+# button's hole on a 512x512 photo was drawn 144 px right of and below where it is filled, and strokes added to it
+# were sent from there. Emptying the editor before each new photo drops the sprite of a larger earlier photo.
+EDITOR_CANVAS = (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE)
 OUTPUT_AGE = 600  # seconds a request's result files are kept for gradio to copy them into its cache
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FRAME_NOTES = {
@@ -350,7 +357,7 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
     with gr.Row():
         with gr.Column(scale=1):
             photo = unopened(gr.Image(label="1. Photo", type="filepath", format="png", image_mode=None, height=320,
-                                      sources=["upload", "webcam", "clipboard"]))
+                                      sources=["upload", "webcam", "clipboard"], elem_id="photo"))
             mask = unopened(gr.Image(label="Mask, instead of or with painting (white = hole)", type="filepath",
                                      format="png", image_mode=None, height=200, sources=["upload"]))
             intact = gr.Checkbox(value=True, label="The photo is intact under the hole (compare identities with it)",
@@ -364,6 +371,7 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
             brush = unopened_layers(gr.ImageEditor(
                 label="2. Paint the hole (brush, eraser, undo above the canvas)", type="filepath", image_mode="RGBA",
                 format="png", sources=(), transforms=(), layers=False, height=560, elem_id="brush",
+                canvas_size=EDITOR_CANVAS,
                 brush=gr.Brush(colors=["#ffffff"], color_mode="fixed")))
             run = gr.Button("Inpaint", variant="primary", elem_id="run")
             hole = gr.Dropdown(list(HOLES), value="none", visible=False,
@@ -379,7 +387,9 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
         table = gr.Dataframe(headers=["image", "identity distance to the original", "same person (< 0.6)"],
                              label="Identity (dlib descriptors; lower is closer)", interactive=False,
                              elem_id="identity")
-    photo.change(show_in_editor, photo, brush, api_visibility="private")
+    # Emptied first: the editor then drops its brush sprite sized to the previous photo (see EDITOR_CANVAS).
+    photo.change(lambda: None, None, brush, api_visibility="private").then(
+        show_in_editor, photo, brush, api_visibility="private")
     for choice, button in buttons.items():
         button.click(lambda photo, brush, choice=choice: paint_preset(photo, brush, choice), [photo, brush], brush,
                      api_visibility="private")
