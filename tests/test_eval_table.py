@@ -38,3 +38,18 @@ def test_runs_over_other_faces_are_refused(tmp_path):
     other = _run(tmp_path / "b.json", {"telea": (37.0, 0.97, 0.12)}, max_samples=3)
     with pytest.raises(SystemExit, match="other settings"):
         eval_table.load_runs([str(first), str(other)])
+
+
+def test_learning_curves_keep_the_last_entry_of_a_repeated_step(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "plot_learning_curves", Path(__file__).parents[1] / "scripts" / "plot_learning_curves.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    (tmp_path / "validation").mkdir()
+    lines = [{"step": 0, "images_seen": 0, "psnr": 30.0}, {"step": 200, "images_seen": 1600, "psnr": 30.1},
+             {"step": 200, "images_seen": 1600, "psnr": 30.2}, {"step": 100, "images_seen": 800, "psnr": 30.05}]
+    (tmp_path / "validation" / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert [(entry["step"], entry["psnr"]) for entry in plot.read_curve(tmp_path)] == [(0, 30.0), (100, 30.05),
+                                                                                       (200, 30.2)]
+    with pytest.raises(SystemExit, match="not found"):
+        plot.read_curve(tmp_path / "missing")
