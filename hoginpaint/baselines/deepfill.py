@@ -400,9 +400,9 @@ out.images[0].save("restored.png")
             generator = DeepFillV2Generator(base_channels=base_channels)
         return cls(generator, resolution=resolution)
 
-    def _run(self, image: torch.Tensor, mask: torch.Tensor) -> ModelRun:
+    def _run(self, image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor | None = None) -> ModelRun:
         """The generator on a `(B, 3, R, R)` batch: the refined hole with the known pixels kept (the shared call:
-        `hoginpaint.inference.Inpainter.__call__`)."""
+        `hoginpaint.inference.Inpainter.__call__`). `filled` is never passed: DeepFill refines no pre-fill."""
         return ModelRun(result=generate(self.generator, image, mask).completed)
 
     def _output(self, images: list, masked: list, run: ModelRun, mask: torch.Tensor) -> BaselineOutput:
