@@ -24,6 +24,10 @@ non-finite loss never updates a weight and never leaves one rank waiting for ano
 Losses (`hoginpaint.losses`): the L1 term is the mean over all pixels (EdgeConnect's code further divides it by the
 hole ratio; we keep the paper's plain weight); the style term compares the hole only, as EdgeConnect's; the
 perceptual term the whole raw output.
+
+Why one file of ~460 lines: the trainer's types and step, and the HOG model's `TrainableModel` (the other one,
+DeepFill's, lives with its networks). Moving the HOG half out would need the shared types (`GANModels`,
+`StageOutputs`, `TrainedModel`) in a third module that both import, only to save a few lines.
 """
 from __future__ import annotations
 
