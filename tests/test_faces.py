@@ -149,18 +149,30 @@ def test_bad_input_is_refused() -> None:
 # Framing a photo for the models (what the Space composes)
 
 
+def nvidia_holes(shared_data, numbers: list[int], size: tuple[int, int]) -> list[np.ndarray]:
+    """NVIDIA irregular masks by file number, resized (nearest) to `size` `(H, W)` → `(H, W)` bool arrays."""
+    holes = []
+    for number in numbers:
+        with Image.open(shared_data / "masks" / "nvidia-irregular-test" / f"{number:05d}.png") as mask:
+            holes.append(np.asarray(mask.convert("L").resize(size[::-1], Image.NEAREST)) > 127)
+    return holes
+
+
+def edgeconnect_holes(shared_data, size: tuple[int, int] = (256, 256), count: int = 5) -> list[np.ndarray]:
+    """The holes of the EdgeConnect-like examples: NVIDIA masks of the 40-50 % bucket at `size` `(H, W)`."""
+    return nvidia_holes(shared_data, [8100 + 37 * i for i in range(count)], size)
+
+
 def burned_celeba_faces(shared_data, count: int = 5) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """CelebA validation faces at 256 px with a 40-45 % NVIDIA hole burned in white, as EdgeConnect's examples →
     (burned photo, hole, the intact face's anchor points)."""
     import pyarrow.parquet as pq
 
-    mask_dir = shared_data / "masks" / "nvidia-irregular-test"
     table = pq.read_table(shared_data / "celeba" / "validation-00000-of-00001.parquet", columns=["image"])
     examples = []
-    for i, row in enumerate(table.slice(0, count).column("image").to_pylist()):
+    rows = table.slice(0, count).column("image").to_pylist()
+    for row, hole in zip(rows, edgeconnect_holes(shared_data, count=count)):
         face = np.asarray(Image.open(io.BytesIO(row["bytes"])).convert("RGB").resize((256, 256), Image.BICUBIC))
-        with Image.open(mask_dir / f"{8100 + 37 * i:05d}.png") as mask:  # the 40-50 % bucket
-            hole = np.asarray(mask.convert("L").resize((256, 256), Image.NEAREST)) > 127
         burned = face.copy()
         burned[hole] = 255
         anchors = faces.anchor_points(faces.landmarks68(face, faces.detect_faces(face)[0]))
@@ -181,7 +193,51 @@ def test_face_is_found_under_a_large_burned_in_hole(shared_data) -> None:
         assert framed.found_on in ("fill", "face crop")
         # A face found is the face: eyes and mouth within 8 % of the side of where they are on the intact face.
         assert np.abs(faces.anchor_points(framed.landmarks) - anchors).max() < 0.08 * 256
-    assert found >= 4  # measured: 4 of these 5 (the fifth's only weak box is off-centre, refused rather than wrong)
+    # Measured: 4 of these 5. The fifth has its mouth and most of one eye under the hole; its weak boxes (on the
+    # biharmonic fill -0.64, on Telea's -1.06, on the HOG-guided model's fill -0.38) put the mouth 24-35 px from the
+    # intact face's (9-14 % of the side), so it is refused rather than framed wrongly.
+    assert found >= 4
+
+
+def no_face_images() -> dict[str, np.ndarray]:
+    """Images without a face, uint8 `(H, W, 3)`: a launch pad under the sky (scikit-image's rocket, a landscape),
+    a flat grey square, uniform noise (square, so the face-crop rule is asked too)."""
+    from skimage import data
+
+    return {"landscape": np.ascontiguousarray(data.rocket()),
+            "flat": np.full((256, 256, 3), 128, dtype=np.uint8),
+            "noise": np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)}
+
+
+@pytest.mark.parametrize("name", ["flat", "noise"])
+def test_no_face_is_invented_where_there_is_none(shared_data, name) -> None:
+    # A weak face on one classical fill, mostly inside the hole, counts only where the other fill shows it too; a
+    # box mostly inside the white hole is the hole's outline; a face crop's box needs both fills. (Before these
+    # rules, noise gave a face on a fill under hole 3 and on the white hole under hole 4.)
+    image = no_face_images()[name]
+    for i, hole in enumerate([np.zeros(image.shape[:2], dtype=bool), *edgeconnect_holes(shared_data, image.shape[:2])]):
+        landmarks, found_on = faces.find_landmarks(image, hole)
+        assert landmarks is None, f"a face invented on the {found_on} with hole {i} ({hole.mean():.0%})"
+
+
+def test_a_round_photograph_is_not_taken_for_a_face_crop(shared_data) -> None:
+    # scikit-image's fundus photograph (square, a bright disc): Telea's fill gives a weak box filling it under NVIDIA
+    # holes of 15-41 %, which the face-crop rule alone took for a face; the biharmonic fill gives none there.
+    from skimage import data
+
+    image = np.ascontiguousarray(data.retina())
+    hole, = nvidia_holes(shared_data, [4128], image.shape[:2])  # 30 %
+    assert faces.find_landmarks(image, hole) == (None, None)
+
+
+def test_a_landscape_is_never_framed_as_a_face(shared_data) -> None:
+    # Under hole 1 the biharmonic fill makes a 43 px "face" in the sky scoring +0.02 (dlib's own threshold), 38 % of
+    # it hole: no rule on score, hidden share or the fills' agreement tells it from a real face a stroke hides (the
+    # README example's scores -0.10 with 39 % hidden). The hole then reaches outside its crop: the models get the
+    # square around the hole, as without a face.
+    image = no_face_images()["landscape"]
+    for hole in edgeconnect_holes(shared_data, image.shape[:2]):
+        assert faces.frame(image, hole, 256).kind in ("no face", "hole outside face")
 
 
 def noisy_under(photo: np.ndarray, hole: np.ndarray, seed: int) -> np.ndarray:
