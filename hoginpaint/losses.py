@@ -181,16 +181,18 @@ class VGG16Features(nn.Module):
     stays in eval mode and its parameters never require gradients (gradients still flow to the input).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, width_divisor: int = 1) -> None:
         super().__init__()
+        if isinstance(width_divisor, bool) or not isinstance(width_divisor, int) or not 1 <= width_divisor <= 64:
+            raise ValueError(f"width_divisor must be an int in 1..64, got {width_divisor!r}")
         layers: list[nn.Module] = []
         channels = 3
         for item in _VGG16_TO_RELU4_1:
             if item == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU()]
-                channels = item
+                layers += [nn.Conv2d(channels, item // width_divisor, kernel_size=3, padding=1), nn.ReLU()]
+                channels = item // width_divisor
         self.features = nn.Sequential(*layers)
         # Not persistent: the state dict holds exactly the checkpoint's features.* keys.
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -213,6 +215,31 @@ class VGG16Features(nn.Module):
             if index in _VGG16_OUTPUT_INDICES:
                 outputs.append(x)
         return outputs
+
+
+RANDOM_VGG = "random"  # `--vgg_weights random`: the stand-in of `random_vgg16_features`
+RANDOM_VGG_WIDTH_DIVISOR = 4
+
+
+def random_vgg16_features(seed: int = 0, width_divisor: int = RANDOM_VGG_WIDTH_DIVISOR) -> VGG16Features:
+    """A stand-in for the pretrained VGG-16 where its weights cannot be had: the same layers to relu4_1 with random,
+    frozen weights (torchvision's VGG initialisation: Kaiming-normal convolutions, fan-out, zero biases) drawn from
+    `seed`, at 1/`width_divisor` of the channels.
+
+    Random-weight convolutional features work as a perceptual loss (Liu et al., "Generic Perceptual Loss", CVPR 2021;
+    Amir & Weiss, "Understanding and Simplifying Perceptual Distances", CVPR 2021): they respond to local structure
+    and texture at four scales though they were never trained. A quarter of the channels costs 1/16 of the
+    full network's multiply-adds, which keeps a CPU training step affordable.
+    """
+    model = VGG16Features(width_divisor)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.features:
+            if isinstance(layer, nn.Conv2d):
+                fan_out = layer.out_channels * layer.kernel_size[0] * layer.kernel_size[1]
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * math.sqrt(2.0 / fan_out))
+                layer.bias.zero_()
+    return model
 
 
 def load_vgg16_features(repo_id: str = VGG16_REPO_ID, filename: str = "model.safetensors",

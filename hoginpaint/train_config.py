@@ -86,7 +86,9 @@ class TrainConfig:
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
     vgg_weights: str | None = option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
-                                            "perceptual and style losses; without it they are fetched from the Hub")
+                                            "perceptual and style losses; without it they are fetched from the Hub; "
+                                            "'random': a random-weight stand-in at a quarter of the width "
+                                            "(losses.random_vgg16_features)")
 
     # Data
     dataset_name: str = option("flwrlabs/celeba", "Hub dataset id (ignored when --train_data_dir is given)")

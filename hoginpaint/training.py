@@ -166,7 +166,11 @@ def build_models(config: TrainConfig) -> GANModels:
 
 
 def load_vgg(config: TrainConfig) -> nn.Module:
-    """VGG-16 features from `--vgg_weights` or the Hub; a clear `ValueError` (never random weights) if neither works."""
+    """VGG-16 features from `--vgg_weights` or the Hub; `--vgg_weights random`: the random-weight stand-in
+    (`losses.random_vgg16_features`, seeded by `--seed`). A clear `ValueError` if neither works: random weights only
+    when asked for by name."""
+    if config.vgg_weights == losses.RANDOM_VGG:
+        return losses.random_vgg16_features(seed=config.seed)
     try:
         return losses.load_vgg16_features(weights_path=config.vgg_weights)
     except (RuntimeError, ValueError) as error:

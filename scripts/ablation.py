@@ -44,6 +44,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ EMA of G's weights (0.999)": ("inpaint", REFERENCE + ["--ema_decay", "0.999"]),
     "+ feature matching 10": ("inpaint", REFERENCE + ["--feature_matching_weight", "10"]),
     "HOG guidance → zeros (ground-truth-HOG stage)": ("inpaint", REFERENCE + ["--guidance", "zeros"]),
+    "+ learning rate 1e-3 (LaMa's)": ("inpaint", REFERENCE + ["--learning_rate", "1e-3"]),
+    "+ perceptual 0.1 + style 250 on random VGG features": (
+        "inpaint", REFERENCE + ["--perceptual_weight", "0.1", "--style_weight", "250", "--vgg_weights", "random"]),
 }
 
 

@@ -120,6 +120,9 @@ def test_missing_vgg_weights_fail_at_start_with_the_two_ways_out(monkeypatch, tm
     for vgg_weights in (None, str(tmp_path / "missing.safetensors")):
         with pytest.raises(ValueError, match="--vgg_weights PATH.*--perceptual_weight 0 --style_weight 0"):
             training.build_models(training.TrainConfig(**TINY, stage="inpaint", vgg_weights=vgg_weights))
+    # Random weights only when asked for by name: the offline stand-in.
+    stand_in = training.build_models(training.TrainConfig(**TINY, stage="inpaint", vgg_weights="random")).vgg
+    assert stand_in.features[0].out_channels == 16
     # Without perceptual and style terms, no VGG is needed at all.
     assert training.build_models(_config(stage="inpaint")).vgg is None
 
