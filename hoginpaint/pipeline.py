@@ -113,13 +113,13 @@ out.images[0].save("restored.png")
         `filled`: the batch with its hole pre-filled by G's kind (the shared call passes the photo's full-resolution
         fill, downsampled); by default the stages fill it at resolution R.
         """
-        kind = prefill_kind(self.inpaint_generator)
-        shared = filled if prefill_kind(self.structure_generator) == kind else None
+        kind = self._prefill_kind()
+        same_fill = prefill_kind(self.structure_generator) == kind  # G_H's fill can serve G too
         # structure stage: G_H predicts the HOG image; guidance = known cells + predicted hole cells
-        structure = structure_stage(self.structure_generator, image, mask, filled=shared)
+        structure = structure_stage(self.structure_generator, image, mask, filled=filled if same_fill else None)
         # inpaint stage: G fills the hole guided by the HOG image (refining a pre-fill, if it was built with one)
         if filled is None:
-            filled = structure.filled if prefill_kind(self.structure_generator) == kind else prefill(image, mask, kind)
+            filled = structure.filled if same_fill else prefill(image, mask, kind)
         _, composited = inpaint_stage(self.inpaint_generator, image, mask, structure.guidance, filled=filled)
         return ModelRun(result=composited, prefill=kind, filled=filled,
                         extras={"guidance": structure.guidance, "hog_pred": structure.hog_pred})
