@@ -61,7 +61,7 @@ def run_variant(name: str, stage: str, extra: list[str], args: argparse.Namespac
     steps = args.images // args.batch_size
     extra = [str(steps // 2) if value == "HALF" else value for value in extra]
     command = [
-        sys.executable, str(REPO_ROOT / "train_accelerate.py"), "--stage", stage, *ABLATION_SIZE, *extra,
+        sys.executable, str(REPO_ROOT / "train_accelerate.py"), "--stage", stage, *ABLATION_SIZE,
         "--train_data_dir", f"{SHARED / 'celeba'},{SHARED / 'faces'}",
         "--mask_dir", str(SHARED / "masks" / "nvidia-irregular-test"),
         "--mixed_precision", "bf16", "--perceptual_weight", "0", "--style_weight", "0",
@@ -70,6 +70,7 @@ def run_variant(name: str, stage: str, extra: list[str], args: argparse.Namespac
         "--checkpointing_steps", str(args.validation_every * 4), "--checkpoints_total_limit", "1",
         "--resume_from_checkpoint", "latest", "--dataloader_num_workers", "1", "--seed", "0",
         "--output_dir", str(output),
+        *extra,  # last, so that a variant's options override the common ones (argparse: the last one wins)
     ]
     if stage == "joint":
         if not args.structure_model:
