@@ -52,11 +52,18 @@ MAX_UPLOAD = "50mb"  # a 49 MP JPEG is ~15 MB; the editor uploads the photo agai
 EDITOR_CANVAS = (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE)
 OUTPUT_AGE = 600  # seconds a request's result files are kept for gradio to copy them into its cache
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+WHOLE_PHOTO_NOTE = ("Face found; the photo is a face crop and the hole reaches outside the aligned face: the whole "
+                    "photo was inpainted, in the framing of the CelebA crops the models also learnt.")
 FRAME_NOTES = {
     ("aligned", "fill"): "Face found: aligned to the training framing.",
     ("aligned", "photo"): "Face found: aligned to the training framing.",
     ("aligned", "face crop"): "Face found: aligned to the training framing (the photo was taken as a face crop: the "
                               "face was found only with a lowered detection threshold).",
+    ("face crop", "fill"): WHOLE_PHOTO_NOTE,
+    ("face crop", "photo"): WHOLE_PHOTO_NOTE,
+    ("face crop", "face crop"): WHOLE_PHOTO_NOTE + " The face was found only with a lowered detection threshold: "
+                                "where the hole hides an eye or the mouth, its landmarks (the identity table's) may "
+                                "be off.",
     ("no face", None): "No face detected: cropped a padded square around the hole instead.",
 }
 OUTSIDE_NOTE = "The hole reaches outside the face: cropped a padded square around the hole instead."

@@ -5,8 +5,8 @@ the HOG + linear SVM frontal face detector (`dlib.get_frontal_face_detector`) an
 predictors (Kazemi & Sullivan, "One Millisecond Face Alignment with an Ensemble of Regression Trees", CVPR 2014;
 iBUG 300-W point order). Models are loaded once, on first use (`hoginpaint.face_identity` adds the recognition model).
 
-- Detection: `detect_faces` (largest first), `whole_image_box`, and `face_crop_boxes` (weak detections in an image that
-  is itself a face crop, for a face a large hole hides).
+- Detection: `detect_faces` (largest first), `whole_image_box`, `fills_face_crop` (whether a box is the face of an image
+  that is itself a face crop) and `face_crop_boxes` (weak detections in such an image, for a face a large hole hides).
 - Landmarks: `landmarks68`, the iBUG point ranges (`LEFT_EYE` …), `anchor_points` (eye and mouth centres, what
   alignment maps) and `feature_mask` (a hole over the eyes, the nose or the mouth).
 
@@ -44,9 +44,10 @@ _MODEL_FILES = {
 }
 
 # An image is taken as a face crop when it is about square and a weak detection (the detector's threshold lowered
-# to FACE_CROP_THRESHOLD) fills FACE_CROP_MIN_SHARE of its shorter side, near its centre: a face whose eyes or mouth a
-# large hole hides scores low but still fills the frame. On 90 CelebA faces under 40-60 % NVIDIA holes, the landmarks
-# from such weak boxes were within 15 px (at 256 px) of the intact face's in 51 of 75 detections.
+# to FACE_CROP_THRESHOLD; `hoginpaint.face_framing` asks the mean of two classical fills' scores to reach it) fills
+# FACE_CROP_MIN_SHARE of its shorter side, near its centre: a face whose eyes or mouth a large hole hides scores low
+# but still fills the frame. On 90 CelebA faces under 40-60 % NVIDIA holes, the landmarks from such weak boxes were
+# within 15 px (at 256 px) of the intact face's in 51 of 75 detections.
 FACE_CROP_MAX_ASPECT = 1.35
 FACE_CROP_MIN_SHARE = 0.35
 FACE_CROP_THRESHOLD = -1.0
@@ -180,20 +181,29 @@ def check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return landmarks
 
 
-def face_crop_boxes(image: RGBImage) -> list[FaceBox]:
-    """Weak detections in an image that is itself a face crop (about square, the face filling it), best first;
+def fills_face_crop(box: FaceBox, height: int, width: int) -> bool:
+    """Whether `box` is the face of a face crop `height` x `width`: the image about square (FACE_CROP_MAX_ASPECT),
+    the box filling its shorter side (FACE_CROP_MIN_SHARE), centred across it (FACE_CROP_MAX_OFFSET) and brows to
+    chin below its middle."""
+    side = min(height, width)
+    centre_x, centre_y = (box.left + box.right + 1) // 2, (box.top + box.bottom + 1) // 2  # as dlib's center()
+    return (max(height, width) <= FACE_CROP_MAX_ASPECT * side
+            and box.right - box.left + 1 >= FACE_CROP_MIN_SHARE * side
+            and abs(centre_x - width / 2) <= FACE_CROP_MAX_OFFSET * side
+            and 0.4 * height <= centre_y <= 0.75 * height)
+
+
+def face_crop_boxes(image: RGBImage, threshold: float = FACE_CROP_THRESHOLD) -> list[FaceBox]:
+    """Weak detections, down to `threshold`, in an image that is itself a face crop (`fills_face_crop`), best first;
     [] for other images. See `FACE_CROP_THRESHOLD`."""
     array = to_rgb_array(image)
     height, width = array.shape[:2]
     if max(height, width) > FACE_CROP_MAX_ASPECT * min(height, width):
         return []
-    rectangles, scores, _ = _detector().run(array, 1, FACE_CROP_THRESHOLD)
-    side = min(height, width)
-    boxes = [FaceBox(r.left(), r.top(), r.right(), r.bottom(), float(score)) for r, score in zip(rectangles, scores)
-             if r.width() >= FACE_CROP_MIN_SHARE * side  # filling the frame ...
-             and abs(r.center().x - width / 2) <= FACE_CROP_MAX_OFFSET * side  # ... centred across it ...
-             and 0.4 * height <= r.center().y <= 0.75 * height]  # ... and brows to chin below its middle
-    return sorted(boxes, key=lambda box: box.score, reverse=True)
+    rectangles, scores, _ = _detector().run(array, 1, float(threshold))
+    boxes = [FaceBox(r.left(), r.top(), r.right(), r.bottom(), float(score)) for r, score in zip(rectangles, scores)]
+    return sorted([box for box in boxes if fills_face_crop(box, height, width)], key=lambda box: box.score,
+                  reverse=True)
 
 
 def anchor_points(landmarks: np.ndarray) -> np.ndarray:

@@ -290,6 +290,21 @@ def test_what_is_under_the_hole_never_reaches_an_output(app_module, val_face_ima
     assert runs[0][-1].startswith("Face found")
 
 
+def test_a_face_crop_is_inpainted_whole_when_the_hole_reaches_outside_the_aligned_face(app_module, val_face_images,
+                                                                                         tmp_path):
+    photo = np.asarray(val_face_images[0])  # a UTKFace crop
+    hole = np.zeros((256, 256), dtype=bool)
+    hole[170:, 40:216] = True  # from the mouth down past the aligned crop's bottom edge
+    Image.fromarray(photo).save(tmp_path / "face.png")
+    masked, _, hog, deepfill, telea, _, table, status = app_module.inpaint(
+        str(tmp_path / "face.png"), str(save_mask(hole, tmp_path / "mask.png")))
+    assert status.startswith(app_module.WHOLE_PHOTO_NOTE)
+    for result in (hog, deepfill, telea):
+        np.testing.assert_array_equal(pixels(result)[~hole], photo[~hole])
+        assert (pixels(result)[hole] != 255).any(axis=-1).mean() > 0.9  # the whole hole is filled
+    assert [row[0] for row in table] == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
+
+
 @pytest.mark.parametrize("part", ["eyes", "nose", "mouth"])
 def test_feature_hole_covers_its_part_and_gets_an_identity_table(app_module, part):
     from hoginpaint import faces
