@@ -100,7 +100,16 @@ def load_method(name: str) -> tuple[object | None, str]:
         method = baselines.load(name, repo, revision=revision).to(DEVICE)
     except Exception as error:  # noqa: BLE001 — any failure to load leaves the app up with the other methods
         return None, f"**{TITLES[name]}**: could not load `{spec}`: {error}"
-    return method, f"**{TITLES[name]}**: `{spec}` ({method.resolution}x{method.resolution})."
+    return method, f"**{TITLES[name]}**: `{shown_source(spec)}` ({method.resolution}x{method.resolution})."
+
+
+def shown_source(spec: str) -> str:
+    """A model's source as the page names it: a folder inside the Space relative to it (`checkpoints/hoginpaint`, not
+    the server's absolute path), anything else (a Hub id, a folder elsewhere) as given."""
+    try:
+        return Path(spec).resolve().relative_to(ROOT).as_posix() if Path(spec).is_dir() else spec
+    except ValueError:
+        return spec
 
 
 METHODS = {name: load_method(name) for name in ("hoginpaint", "deepfill")}

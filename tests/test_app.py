@@ -233,6 +233,11 @@ def test_model_status_says_which_model_and_why(app_module, monkeypatch, tmp_path
     assert method is None
     assert "Hub repository 'someone/hoginpaint' (revision v1)" in status and "Hub is offline" in status
 
+    # A folder inside the Space is named relative to it, never by the server's absolute path; others as given.
+    assert app_module.shown_source(str(app_module.ROOT / "checkpoints" / "hoginpaint")) == "checkpoints/hoginpaint"
+    assert app_module.shown_source(str(tmp_path / "empty")) == str(tmp_path / "empty")
+    assert app_module.shown_source("someone/hoginpaint@v1") == "someone/hoginpaint@v1"
+
     monkeypatch.delenv("DEEPFILL_MODEL")
     monkeypatch.setitem(app_module.DEFAULT_MODELS, "deepfill", tmp_path / "missing")
     assert app_module.load_method("deepfill") == (None, "**DeepFill v2**: no model; set `DEEPFILL_MODEL` to a Hub id "
