@@ -9,10 +9,16 @@ separate runs can share a table; this script refuses runs whose settings differ.
 identity distance of every method, the best in bold, and whether the first method beats every other one.
 `PATH:telea,biharmonic` takes only those methods of a run (e.g. to leave out an older model evaluated under the
 same name as a newer one).
+
+`--paired` adds a second table from the runs' `samples.csv`: per mask set and metric, the first method minus the best
+other one, face by face, as the mean with its 95 % interval (1.96 standard errors of the paired differences), and
+whether the interval excludes zero in the first method's favour. A win whose interval includes zero is not one the
+faces can tell from chance.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 from pathlib import Path
@@ -78,6 +84,56 @@ def render(title: str, settings: dict, table: dict[str, dict[str, dict]]) -> str
     return "\n".join(lines) + "\n"
 
 
+def load_samples(specs: list[str]) -> dict[tuple[str, str], dict[int, dict[str, float]]]:
+    """{(mask set, method): {face: {metric: value}}} from the `samples.csv` beside each metrics.json."""
+    samples: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
+    for spec in specs:
+        path, only = split_spec(str(spec))
+        with open(path.parent / "samples.csv", newline="") as file:
+            for row in csv.DictReader(file):
+                if only is None or row["method"] in only:
+                    samples.setdefault((row["mask_set"], row["method"]), {})[int(row["face"])] = {
+                        key: float(row[key]) for key, *_ in METRICS}
+    return samples
+
+
+def paired_difference(first: dict[int, dict[str, float]], other: dict[int, dict[str, float]], key: str
+                      ) -> tuple[float, float, int]:
+    """Mean of first − other over the faces both measured finitely, its 95 % half-interval, and the face count."""
+    differences = [first[face][key] - other[face][key] for face in first.keys() & other.keys()
+                   if math.isfinite(first[face][key]) and math.isfinite(other[face][key])]
+    count = len(differences)
+    if count < 2:
+        return math.nan, math.nan, count
+    mean = sum(differences) / count
+    spread = math.sqrt(sum((value - mean) ** 2 for value in differences) / (count - 1))
+    return mean, 1.96 * spread / math.sqrt(count), count
+
+
+def render_paired(table: dict[str, dict[str, dict]], samples: dict) -> str:
+    """Per mask set and metric: the first method against the best other one (see the module docstring)."""
+    methods = list(dict.fromkeys(method for rows in table.values() for method in rows))
+    first = methods[0]
+    lines = [f"Paired differences, {LABELS.get(first, first)} minus the best other method on each metric (mean ± 95 % "
+             "interval over the faces; ✓: the interval excludes zero in its favour)", "",
+             "| holes | PSNR (dB) | SSIM | identity distance |", "| --- | --- | --- | --- |"]
+    for mask_set, rows in table.items():
+        cells = []
+        for key, _, digits, pick in METRICS:
+            others = {method: row.get(key) for method, row in rows.items() if method != first
+                      and isinstance(row.get(key), (int, float)) and math.isfinite(row.get(key))}
+            if not others or (mask_set, first) not in samples:
+                cells.append("–")
+                continue
+            best = pick(others, key=others.get)
+            mean, half, _ = paired_difference(samples[mask_set, first], samples[mask_set, best], key)
+            better = (mean - half > 0) if pick is max else (mean + half < 0)
+            cells.append(f"{mean:+.{digits + 1}f} ± {half:.{digits + 1}f} vs {LABELS.get(best, best)}"
+                         + (" ✓" if better else ""))
+        lines.append(f"| {mask_set} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("metrics", nargs="+", help="metrics.json files (PATH or PATH:METHOD,METHOD to take only "
@@ -85,9 +141,12 @@ def main() -> None:
                                                    "compared against all others")
     parser.add_argument("--title", default="Evaluation")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument("--paired", action="store_true", help="add the paired differences (from samples.csv)")
     args = parser.parse_args()
     settings, table = load_runs(args.metrics)
     text = render(args.title, settings, table)
+    if args.paired:
+        text += "\n" + render_paired(table, load_samples(args.metrics))
     print(text)
     if args.output:
         args.output.write_text(text)

@@ -53,3 +53,34 @@ def test_learning_curves_keep_the_last_entry_of_a_repeated_step(tmp_path):
                                                                                        (200, 30.2)]
     with pytest.raises(SystemExit, match="not found"):
         plot.read_curve(tmp_path / "missing")
+
+
+def test_paired_differences_say_which_wins_the_faces_can_tell_from_chance(tmp_path):
+    import csv
+    import math
+
+    (tmp_path / "run").mkdir()
+    metrics = _run(tmp_path / "run" / "metrics.json", {"hoginpaint": (31.0, 0.95, 0.30), "telea": (30.0, 0.94, 0.31)})
+    # PSNR: hoginpaint is 1 dB better on every face (a sure win); identity: +0.1 / -0.12 (a tie the faces cannot
+    # tell); one face's PSNR is infinite for both and is left out.
+    faces = {"hoginpaint": [(31.0, 0.95, 0.40), (32.0, 0.96, 0.18), (math.inf, 1.0, 0.0)],
+             "telea": [(30.0, 0.94, 0.30), (31.0, 0.95, 0.30), (math.inf, 1.0, 0.0)]}
+    with open(tmp_path / "run" / "samples.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["method", "mask_set", "face", "psnr", "ssim", "identity_distance"])
+        for method, rows in faces.items():
+            for face, (psnr, ssim, distance) in enumerate(rows):
+                writer.writerow([method, "1-10%", face, psnr, ssim, distance])
+    samples = eval_table.load_samples([str(metrics)])
+    assert eval_table.paired_difference(samples["1-10%", "hoginpaint"], samples["1-10%", "telea"], "psnr") == (
+        1.0, 0.0, 2)
+    mean, half, count = eval_table.paired_difference(samples["1-10%", "hoginpaint"], samples["1-10%", "telea"],
+                                                     "identity_distance")
+    assert count == 3 and mean == pytest.approx(-0.02 / 3) and half == pytest.approx(
+        1.96 * math.sqrt(((0.1 - mean) ** 2 + (-0.12 - mean) ** 2 + mean ** 2) / 2) / math.sqrt(3))
+    _, table = eval_table.load_runs([str(metrics)])
+    text = eval_table.render_paired(table, samples)
+    row = next(line for line in text.splitlines() if line.startswith("| 1-10% |"))
+    psnr, ssim, identity = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+    assert psnr == "+1.000 ± 0.000 vs Telea ✓"
+    assert identity.startswith("-0.0067 ± ") and not identity.endswith("✓")  # the tie carries no tick
