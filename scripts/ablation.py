@@ -47,6 +47,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ learning rate 1e-3 (LaMa's)": ("inpaint", REFERENCE + ["--learning_rate", "1e-3"]),
     "+ perceptual 0.1 + style 250 on random VGG features": (
         "inpaint", REFERENCE + ["--perceptual_weight", "0.1", "--style_weight", "250", "--vgg_weights", "random"]),
+    "+ perceptual 0.1 on random VGG features (no style)": (
+        "inpaint", REFERENCE + ["--perceptual_weight", "0.1", "--style_weight", "0", "--vgg_weights", "random"]),
 }
 
 
