@@ -132,11 +132,17 @@ def _same_place(box: FaceBox, other: FaceBox) -> bool:
     return 2 * shared >= box.area + other.area - shared
 
 
+def _best_at_same_place(box: FaceBox, other_fill_faces: list[FaceBox]) -> FaceBox | None:
+    """The best-scoring face of the other fill at the same place as `box` (`_same_place`), or None."""
+    there = [other for other in other_fill_faces if _same_place(box, other)]
+    return max(there, key=lambda other: other.score) if there else None
+
+
 def _agreed(box: FaceBox, other_fill_faces: list[FaceBox]) -> bool:
     """Whether the two fills together score a weak face at the hidden-face threshold: the mean of `box`'s score and
     the best score of a face at the same place on the other fill reaches HIDDEN_FACE_THRESHOLD."""
-    there = [other.score for other in other_fill_faces if _same_place(box, other)]
-    return bool(there) and (box.score + max(there)) / 2 >= HIDDEN_FACE_THRESHOLD
+    other = _best_at_same_place(box, other_fill_faces)
+    return other is not None and (box.score + other.score) / 2 >= HIDDEN_FACE_THRESHOLD
 
 
 def _faces_on_fill(known: _KnownPixels, fill_faces: list[FaceBox], other_fill_faces: list[FaceBox]
@@ -197,9 +203,7 @@ def _as_face_crop(known: _KnownPixels) -> tuple[np.ndarray, list[FaceBox]]:
     biharmonic_boxes = face_crop_boxes(known.biharmonic, threshold=2 * FACE_CROP_THRESHOLD)
     pairs = []  # (mean score, Telea's box, the biharmonic fill's best box at the same place)
     for box in telea_boxes:
-        there = [other for other in biharmonic_boxes if _same_place(box, other)]
-        if there:
-            other = max(there, key=lambda other: other.score)
+        if (other := _best_at_same_place(box, biharmonic_boxes)) is not None:
             pairs.append(((box.score + other.score) / 2, box, other))
     if not pairs:
         return known.telea, []
