@@ -37,7 +37,9 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
 from hoginpaint.hub import StrictHubMixin
-from hoginpaint.prefill import PrefillKind, check_correction_ramp, check_prefill_kind, correction_ramp
+from hoginpaint.prefill import (
+    PrefillKind, check_correction_lowpass, check_correction_ramp, check_prefill_kind, correction_ramp, lowpass_correction,
+)
 
 # Smallest side the generators accept: the residual blocks reflection-pad the (H/4, W/4) bottleneck by 2, which
 # needs at least 3 pixels there.
@@ -247,19 +249,24 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
     floor). `correction_ramp` (pixels, with a pre-fill only; 0: off): the correction fades in over this many pixels
     from the hole's rim (`hoginpaint.prefill.correction_ramp`), where the classical fill is nearly exact; the pipeline
     applies the same ramp, scaled to the photo, when it adds the upsampled correction to a full-resolution fill.
+    `correction_lowpass` (pixels, even, with a pre-fill only; 0: off): the correction is smoothed so that nothing of
+    this period or its divisors is left (`hoginpaint.prefill.lowpass_correction`: the 4-pixel grid of G's encoder
+    and of 4-pixel HOG cells otherwise shows as stripes in large holes).
     Parameters: 10,777,731 at the paper config, 42,195 at `base_channels=8, residual_blocks=1`.
     """
 
     def __init__(self, base_channels: int = 64, residual_blocks: int = 8, prefill: PrefillKind = "none",
-                 correction_ramp: float = 0.0) -> None:
+                 correction_ramp: float = 0.0, correction_lowpass: int = 0) -> None:
         _check_positive_int("base_channels", base_channels)
         _check_positive_int("residual_blocks", residual_blocks)
         check_prefill_kind(prefill)
         check_correction_ramp(correction_ramp, prefill)
+        check_correction_lowpass(correction_lowpass, prefill)
         super().__init__(in_channels=5, out_channels=3, base_channels=base_channels, residual_blocks=residual_blocks,
                          use_spectral_norm=False, zero_output=prefill != "none")
         self.prefill = prefill
         self.correction_ramp = correction_ramp
+        self.correction_lowpass = correction_lowpass
 
     @property
     def correction_ramp(self) -> float:
@@ -274,6 +281,19 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
         if isinstance(config, dict) and (pixels or "correction_ramp" in config):
             config["correction_ramp"] = float(pixels)
 
+    @property
+    def correction_lowpass(self) -> int:
+        return self._correction_lowpass
+
+    @correction_lowpass.setter
+    def correction_lowpass(self, period: int) -> None:
+        """Set the low-pass (e.g. to measure a loaded G with and without it); `save_pretrained` records the new value."""
+        check_correction_lowpass(period, self.prefill)
+        self._correction_lowpass = period
+        config = getattr(self, "_hub_mixin_config", None)
+        if isinstance(config, dict) and (period or "correction_lowpass" in config):
+            config["correction_lowpass"] = period
+
     def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1].
 
@@ -283,7 +303,7 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
                       min_side=MIN_GENERATOR_SIDE, multiple=4)
         x = torch.cat([masked_image, guidance, mask], dim=1)  # (B, 5, H, W): RGB, HOG guidance, mask (1 = hole)
         if self.prefill != "none":
-            correction = self.body(x)
+            correction = lowpass_correction(self.body(x), mask, self.correction_lowpass)
             if self.correction_ramp > 0:
                 correction = correction * correction_ramp(mask, self.correction_ramp).to(correction.dtype)
             return (masked_image + correction).clamp(0, 1)  # a correction of the pre-fill

@@ -52,6 +52,16 @@ def check_correction_ramp(pixels: object, kind: str) -> None:
                          "without a pre-fill (prefill='none') has none: pass correction_ramp=0 or a pre-fill")
 
 
+def check_correction_lowpass(period: object, kind: str) -> None:
+    """A correction low-pass is a period in pixels: 0 (off) or an even int >= 2 (its filter is centred then); only a
+    generator with a pre-fill has one."""
+    if isinstance(period, bool) or not isinstance(period, int) or period < 0 or period % 2:
+        raise ValueError(f"correction_lowpass must be 0 (off) or an even period in pixels (e.g. 4), got {period!r}")
+    if period and kind == "none":
+        raise ValueError("correction_lowpass smooths a correction of a pre-fill; a generator without a pre-fill "
+                         "(prefill='none') has none: pass correction_lowpass=0 or a pre-fill")
+
+
 def _laplacian(u: torch.Tensor) -> torch.Tensor:
     """The grid graph's Laplacian Σ_neighbours (u_j - u_i) of `u` `(N, 1, H, W)` (replicate padding: symmetric)."""
     padded = F.pad(u, (1, 1, 1, 1), mode="replicate")
@@ -204,3 +214,35 @@ def correction_ramp(mask: torch.Tensor, pixels: float) -> torch.Tensor:
         distance = distance + (1 - known)  # +1 wherever the pixel is still farther than the grown known region
         known = F.max_pool2d(known, 3, stride=1, padding=1)
     return ((distance / pixels).clamp(max=1) * hole).to(mask.dtype)
+
+
+def lowpass_kernel(period: int) -> torch.Tensor:
+    """The centred `period + 1`-tap filter that removes every period dividing `period` pixels → `(period + 1,)`.
+
+    A box of `period` taps convolved with [1, 1] / 2: its response is zero at the frequencies k / `period`
+    (k = 1 … `period` - 1) and at 1/2, and it is symmetric, so it shifts nothing. For 4: [1, 2, 2, 2, 1] / 8.
+    """
+    box = torch.full((period,), 1.0 / period, dtype=torch.float64)
+    return torch.cat([box, torch.zeros(1, dtype=torch.float64)]).add(torch.cat([torch.zeros(1, dtype=torch.float64),
+                                                                            box])).div(2).float()
+
+
+def lowpass_correction(correction: torch.Tensor, mask: torch.Tensor, period: int) -> torch.Tensor:
+    """`correction` `(B, C, H, W)` of the hole of `mask` `(B, 1, H, W)`, without its content at `period` pixels.
+
+    A generator whose encoder halves the image twice works on a grid of 4x4 pixels, and with 4-pixel HOG cells its
+    guidance is drawn on the same grid: where it has little to go on (the middle of a large hole) its correction
+    shows that grid as stripes. The correction is set to zero outside the hole (it is discarded there), smoothed
+    by `lowpass_kernel(period)` in both directions, which removes exactly those periods and keeps smoother detail,
+    and kept in the hole only (measured in `docs/correction_lowpass.md`). `period` 0: returned as is.
+    """
+    if period <= 0:
+        return correction
+    kernel = lowpass_kernel(period).to(device=correction.device, dtype=correction.dtype)
+    channels, radius = correction.shape[1], period // 2
+    hole = (mask >= 0.5).to(correction.dtype)
+    rows = F.conv2d(F.pad(correction * hole, (radius, radius, 0, 0)),
+                    kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    both = F.conv2d(F.pad(rows, (0, 0, radius, radius)), kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
+                    groups=channels)
+    return both * hole

@@ -15,7 +15,7 @@ from hoginpaint import config
 from hoginpaint.config import option
 from hoginpaint.hog import HOG_IMAGE_SCALE
 from hoginpaint.losses import LossWeights
-from hoginpaint.prefill import PrefillKind, check_correction_ramp, check_prefill_kind
+from hoginpaint.prefill import PrefillKind, check_correction_lowpass, check_correction_ramp, check_prefill_kind
 
 Stage = Literal["structure", "inpaint", "joint"]
 ModelName = Literal["hoginpaint", "deepfill"]
@@ -60,6 +60,10 @@ class TrainConfig:
                                          "hole's rim, where the classical fill is nearly exact (0: off; 4 measured "
                                          "best at 128 px, docs/correction_ramp.md). Recorded in G's config.json; "
                                          "a loaded --inpaint_model takes it")
+    correction_lowpass: int = option(0, "with a pre-fill: G's correction is smoothed so that nothing of this period "
+                                        "(pixels, even) or its divisors is left: 4 removes the 4-pixel grid that "
+                                        "shows as stripes in large holes (0: off; docs/correction_lowpass.md). "
+                                        "Recorded in G's config.json; a loaded --inpaint_model takes it")
     hog_scale: float = option(HOG_IMAGE_SCALE, "scale of the fixed curve 1 - exp(-hog / scale) that maps HOG images "
                                                 "to [0, 1] (hoginpaint.hog; 0.05 suits 256 px with 8-pixel cells, "
                                                 "0.12 suits 128 px with 4-pixel cells)")
@@ -165,6 +169,7 @@ class TrainConfig:
             raise ValueError(f"--l1_hole_weight must be a positive number, got {self.l1_hole_weight}")
         check_prefill_kind(self.prefill)
         check_correction_ramp(self.correction_ramp, self.prefill)
+        check_correction_lowpass(self.correction_lowpass, self.prefill)
         for name in ("checkpointing_steps", "dataloader_num_workers", "max_nonfinite_steps",
                      "adversarial_warmup_steps"):
             if getattr(self, name) < 0:

@@ -158,8 +158,10 @@ def build_models(config: TrainConfig) -> GANModels:
         return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
 
     generator = inpaint_generator.train() if inpaint_generator is not None else InpaintGenerator(
-        width, config.residual_blocks, prefill=config.prefill, correction_ramp=config.correction_ramp)
-    generator.correction_ramp = config.correction_ramp  # a loaded G is fine-tuned under this run's ramp
+        width, config.residual_blocks, prefill=config.prefill, correction_ramp=config.correction_ramp,
+        correction_lowpass=config.correction_lowpass)
+    # a loaded G is fine-tuned under this run's ramp and low-pass
+    generator.correction_ramp, generator.correction_lowpass = config.correction_ramp, config.correction_lowpass
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
     return GANModels(HOGInpaintTraining(), generator, PatchDiscriminator(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
@@ -446,7 +448,8 @@ def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> 
                 inpaint = detached_copy(models.inpaint_generator)
             else:
                 inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill,
-                                           correction_ramp=config.correction_ramp).eval()
+                                           correction_ramp=config.correction_ramp,
+                                           correction_lowpass=config.correction_lowpass).eval()
                 untrained = ["inpaint_generator"]
         else:
             inpaint = trained

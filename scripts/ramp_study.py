@@ -1,10 +1,13 @@
-"""Measure the correction ramp (`hoginpaint.prefill.correction_ramp`) of a trained pipeline on a development set.
+"""Measure the correction ramp and low-pass (`hoginpaint.prefill`) of a trained pipeline on a development set.
 
     python scripts/ramp_study.py --model checkpoints/hoginpaint --ramps 0 2 4 8
+    python scripts/ramp_study.py --model checkpoints/hoginpaint --ramps 4 --lowpasses 0 4 --buckets 0 2 4 5
 
-For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of the pipeline with G's ramp set to each value
-(the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to the full-resolution
-fill). The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
+For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of the pipeline with G's ramp and low-pass set to
+each pair of values (the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to
+the full-resolution fill). With more than one low-pass, SSIM and the holes' grid peak (how far their detail at the
+4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it; `grid_peak`) are
+printed too, for the ground truth as well. The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
 neither is in the evaluation (`python -m hoginpaint.evaluate` uses the validation splits and the masks whose index
 is divisible by 10), so choosing the ramp here tunes nothing to the evaluation.
 """
@@ -32,7 +35,12 @@ def main() -> None:
     parser.add_argument("--mask_dir", default="../shared/data/masks/nvidia-irregular-test")
     parser.add_argument("--buckets", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--ramps", type=float, nargs="+", default=[0, 2, 4, 8])
+    parser.add_argument("--lowpasses", type=int, nargs="+", default=None,
+                        help="correction low-pass periods to measure (default: the model's own)")
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--blocks", action="store_true",
+                        help="also measure solid rectangular holes of 25-60 %% of the image (seeded): the holes whose "
+                             "middle is farthest from any known pixel, where a generator's grid shows as stripes")
     args = parser.parse_args()
 
     faces = []
@@ -45,24 +53,55 @@ def main() -> None:
     config = EvalConfig(methods=["telea"], dataset=args.dataset, mask_dir=args.mask_dir, buckets=args.buckets,
                         mask_split="train", resolution=args.resolution, seed=7)
     pipe = HOGInpaintPipeline.from_pretrained(args.model)
+    lowpasses = args.lowpasses or [pipe.inpaint_generator.correction_lowpass]
+    settings = [(ramp, lowpass) for ramp in args.ramps for lowpass in lowpasses]
+    detailed = len(lowpasses) > 1
     print(f"{len(faces)} faces of {args.dataset} {args.split}[{args.skip}:], NVIDIA training masks, "
-          f"{args.resolution} px; PSNR (dB)")
-    print("| holes | biharmonic floor | " + " | ".join(f"ramp {ramp:g}" for ramp in args.ramps) + " |")
-    print("| --- " * (2 + len(args.ramps)) + "|")
-    for mask_set in nvidia_mask_sets(config, len(faces)):
-        masks = mask_set.masks.float()
+          f"{args.resolution} px; " + ("PSNR (dB) / SSIM / grid peak" if detailed else "PSNR (dB)"))
+    print("| holes | biharmonic floor | " + " | ".join(f"ramp {ramp:g}" + (f", low-pass {lowpass}" if detailed else "")
+                                                   for ramp, lowpass in settings)
+          + (" | ground truth |" if detailed else " |"))
+    print("| --- " * (2 + len(settings) + detailed) + "|")
+    scale = pipe.resolution / args.resolution
+    mask_sets = [(mask_set.name, mask_set.masks.float()) for mask_set in nvidia_mask_sets(config, len(faces))]
+    if args.blocks:
+        mask_sets.append(("solid blocks", solid_blocks(len(faces), args.resolution)))
+    for name, masks in mask_sets:
         floor = torch.stack([prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS,
                                                  exact_up_to=PASTE_BACK_EXACT_PIXELS)
                              for image, mask in zip(images, masks)])
-        row = [mask_set.name, f"{float(torch.as_tensor(metrics.psnr(images, floor)).mean()):.2f}"]
-        for ramp in args.ramps:
+        def measured(result: torch.Tensor) -> str:
+            psnr = f"{float(torch.as_tensor(metrics.psnr(images, result)).mean()):.2f}"
+            if not detailed:
+                return psnr
+            ssim = float(torch.as_tensor(metrics.ssim(images, result)).mean())
+            return f"{psnr} / {ssim:.4f} / {metrics.grid_peak(result, masks, scale):.3f}"
+
+        row = [name, measured(floor)]
+        for ramp, lowpass in settings:
             pipe.inpaint_generator.correction_ramp = ramp
+            pipe.inpaint_generator.correction_lowpass = lowpass
             results = []
             for start in range(0, len(faces), 8):
                 out = pipe(list(images[start:start + 8]), list(masks[start:start + 8]), output_type="pt")
                 results.extend(out.images)
-            row.append(f"{float(torch.as_tensor(metrics.psnr(images, torch.stack(results))).mean()):.2f}")
+            row.append(measured(torch.stack(results)))
+        if detailed:
+            row.append(f"- / - / {metrics.grid_peak(images, masks, scale):.3f}")
         print("| " + " | ".join(row) + " |", flush=True)
+
+
+def solid_blocks(count: int, resolution: int, seed: int = 1) -> torch.Tensor:
+    """`count` masks `(count, 1, R, R)`, each one solid rectangle with sides of 44-78 % of R at a random place."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(count, 1, resolution, resolution)
+    low, high = int(0.44 * resolution), int(0.78 * resolution)
+    for mask in masks:
+        height, width = torch.randint(low, high + 1, (2,), generator=generator).tolist()
+        top = int(torch.randint(0, resolution - height + 1, (1,), generator=generator))
+        left = int(torch.randint(0, resolution - width + 1, (1,), generator=generator))
+        mask[:, top:top + height, left:left + width] = 1
+    return masks
 
 
 if __name__ == "__main__":

@@ -137,3 +137,22 @@ def test_fid_skip_messages(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     skipped = metrics.load_fid()
     assert isinstance(skipped, metrics.Skipped) and metrics.FID_WEIGHTS_FILE in skipped.reason
+
+
+def test_grid_peak_rises_with_stripes_at_the_grid_period() -> None:
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 96, 96, generator=generator), 3, 1, 1)  # falling spectrum
+    masks = torch.zeros(4, 1, 96, 96)
+    masks[:, :, 16:80, 20:84] = 1
+    rows = torch.arange(96.0).view(1, 1, 96, 1)
+    striped = smooth + 0.05 * torch.cos(2 * torch.pi * rows / 4)  # 4-pixel stripes
+    plain, stripes = metrics.grid_peak(smooth, masks), metrics.grid_peak(striped, masks)
+    assert plain < 1.5 and stripes > 10 * plain
+    # the same stripes at twice the size are found with scale 0.5 (a 4-px grid of a half-resolution model)
+    upsampled = torch.nn.functional.interpolate(striped, scale_factor=2, mode="nearest")
+    assert metrics.grid_peak(upsampled, torch.nn.functional.interpolate(masks, scale_factor=2), scale=0.5) > 10 * plain
+    small = torch.zeros(4, 1, 96, 96)
+    small[:, :, 40:50, 40:50] = 1
+    assert math.isnan(metrics.grid_peak(striped, small))  # no hole large enough to tell
+    with pytest.raises(ValueError, match="masks must be"):
+        metrics.grid_peak(smooth, masks[:, :, :50])

@@ -11,7 +11,9 @@ from hoginpaint.masks import FolderMasks
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
-from hoginpaint.prefill import PREFILL_KINDS, correction_ramp, prefill, prefill_around_hole
+from hoginpaint.prefill import (
+    PREFILL_KINDS, correction_ramp, lowpass_correction, lowpass_kernel, prefill, prefill_around_hole,
+)
 from hoginpaint.stages import inpaint_stage, structure_stage
 
 
@@ -208,6 +210,53 @@ def test_a_generator_with_a_ramp_leaves_the_rim_to_the_fill_and_records_the_ramp
         InpaintGenerator(8, 1, correction_ramp=2)
     with pytest.raises(ValueError, match="number of pixels >= 0"):
         InpaintGenerator(8, 1, prefill="biharmonic", correction_ramp=-1)
+
+
+def test_the_lowpass_removes_the_grid_periods_and_keeps_smooth_corrections():
+    assert torch.equal(lowpass_kernel(4), torch.tensor([1.0, 2, 2, 2, 1]) / 8)
+    assert torch.equal(lowpass_kernel(2), torch.tensor([1.0, 2, 1]) / 4)
+    mask = torch.ones(1, 1, 32, 32)
+    rows = torch.arange(32.0).view(1, 1, 32, 1).expand(1, 3, 32, 32)
+    inner = (slice(None), slice(None), slice(4, 28), slice(4, 28))  # away from the image border's zero padding
+    for period in (4, 2):  # stripes of 4 and 2 pixels, in either direction, are gone
+        stripes = torch.cos(2 * torch.pi * rows / period)
+        for pattern in (stripes, stripes.transpose(2, 3)):
+            assert lowpass_correction(pattern, mask, 4)[inner].abs().max() < 1e-5
+    ramp = 0.01 * rows  # a linear correction passes unchanged (the filter is centred and sums to 1)
+    torch.testing.assert_close(lowpass_correction(ramp, mask, 4)[inner], ramp[inner])
+    slow = torch.cos(2 * torch.pi * rows / 16)  # a 16-pixel period keeps 89 % of its amplitude
+    assert lowpass_correction(slow, mask, 4)[inner].abs().max() == pytest.approx(0.889, abs=0.001)
+    # outside the hole the correction counts as zero, and period 0 is off
+    hole = _square_hole(1, 32, 8, 12)
+    constant = torch.ones(1, 3, 32, 32)
+    smoothed = lowpass_correction(constant, hole, 4)
+    assert smoothed[..., 13, 13].eq(1).all() and smoothed[..., 13, 8].lt(1).all() and smoothed[..., 0, 0].eq(0).all()
+    assert lowpass_correction(constant, hole, 0) is constant
+
+
+def test_a_generator_with_a_lowpass_smooths_its_correction_and_records_it(tmp_path):
+    torch.manual_seed(0)
+    inpaint = InpaintGenerator(8, 1, prefill="biharmonic", correction_lowpass=4).eval()
+    torch.nn.init.normal_(inpaint.decoder[-1].weight, std=0.1)
+    image, mask = torch.rand(1, 3, 32, 32), _square_hole(1, 32, 8, 12)
+    filled, guidance = prefill(image, mask), torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        smoothed = inpaint(filled, guidance, mask)
+        inpaint.correction_lowpass = 0
+        raw = inpaint(filled, guidance, mask)
+        expected = (filled + lowpass_correction(inpaint.body(torch.cat([filled, guidance, mask], 1)), mask, 4))
+    torch.testing.assert_close(smoothed, expected.clamp(0, 1))
+    assert not torch.equal(smoothed, raw)
+    outside = (mask < 0.5).expand(1, 3, 32, 32)
+    assert torch.equal(smoothed[outside], filled[outside])  # only the hole is corrected
+    inpaint.correction_lowpass = 4
+    inpaint.save_pretrained(tmp_path)
+    assert InpaintGenerator.from_pretrained(tmp_path).correction_lowpass == 4
+    with pytest.raises(ValueError, match="without a pre-fill"):
+        InpaintGenerator(8, 1, correction_lowpass=4)
+    for bad in (3, -2, True, 4.0):
+        with pytest.raises(ValueError, match="even period"):
+            InpaintGenerator(8, 1, prefill="biharmonic", correction_lowpass=bad)
 
 
 def test_paste_back_ramps_the_change_in_from_the_rim():

@@ -127,6 +127,19 @@ def test_missing_vgg_weights_fail_at_start_with_the_two_ways_out(monkeypatch, tm
     assert training.build_models(_config(stage="inpaint")).vgg is None
 
 
+def test_the_correction_options_reach_g_and_a_loaded_g_takes_this_runs(tmp_path):
+    built = training.build_models(_config(stage="inpaint", prefill="biharmonic", correction_ramp=2.0,
+                                          correction_lowpass=4)).generator
+    assert (built.correction_ramp, built.correction_lowpass) == (2.0, 4)
+    built.save_pretrained(tmp_path)  # a single generator folder
+    loaded = training.build_models(_config(stage="inpaint", prefill="biharmonic", inpaint_model=str(tmp_path))).generator
+    assert (loaded.correction_ramp, loaded.correction_lowpass) == (0.0, 0)  # fine-tuned under this run's options
+    with pytest.raises(ValueError, match="without a pre-fill"):
+        _config(stage="inpaint", correction_lowpass=4)
+    with pytest.raises(ValueError, match="even period"):
+        _config(stage="inpaint", prefill="biharmonic", correction_lowpass=3)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # One step
 
