@@ -306,7 +306,10 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
     # One full-size image at a time: written to a PNG file and dropped (a 49 MP photo's copies are 147 MB each).
     folder = output_folder()
     region, shifted = face_region(framed.landmarks, painted.shape)
-    reference = faces.face_descriptor(pixels[region], landmarks=shifted) if shifted is not None else None
+    # identities only where the hole reaches the window the descriptors read: elsewhere every distance is 0 (the
+    # face found is untouched, or a false face that a fill made away from the hole)
+    on_face = shifted is not None and bool(painted[region].any())
+    reference = faces.face_descriptor(pixels[region], landmarks=shifted) if on_face else None
     masked = pixels.copy()
     masked[painted] = 255
     files, descriptors = {"masked": write_png(masked, folder, "masked")}, {}
@@ -333,7 +336,8 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
                  for title, distance in ((title, faces.identity_distance(reference, descriptor))
                                          for title, descriptor in descriptors.items())]
     else:
-        notes.append("No identity distances: " + ("no face was found." if reference is None else
+        notes.append("No identity distances: " + ("no face was found." if shifted is None else
+                                                  "the hole is not on the face found." if not on_face else
                                                   "the photo is not intact under the hole."))
     after = files.get("hoginpaint", files["telea"])
     return (files["masked"], guidance, files.get("hoginpaint"), files.get("deepfill"), files["telea"],

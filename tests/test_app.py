@@ -112,6 +112,8 @@ def test_without_a_face_the_crop_is_taken_around_the_hole(client, tmp_path):
     *_, hog, _, _, _, table, status = call(client, ASTRONAUT, save_mask(hole, tmp_path / "helmet.png"))
     assert status.startswith("The hole reaches outside the face: cropped a padded square around the hole instead.")
     np.testing.assert_array_equal(pixels(hog)[~hole], pixels(str(ASTRONAUT))[~hole])
+    assert table["data"] == []  # the face is untouched: every distance would be 0
+    assert "No identity distances: the hole is not on the face found." in status
 
     ramp = np.linspace(0, 255, 160, dtype=np.uint8)
     wall = np.stack([np.tile(ramp, (96, 1)), np.tile(ramp[::-1], (96, 1)), np.full((96, 160), 128, np.uint8)], -1)
@@ -322,6 +324,25 @@ def test_feature_hole_covers_its_part_and_gets_an_identity_table(app_module, par
     assert (hole & expected).sum() > 0.9 * (hole | expected).sum()  # the part, as found on the intact photo
     assert status.startswith("Face found: aligned to the training framing.")
     assert [row[0] for row in table] == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
+
+
+def test_a_false_face_away_from_the_hole_gets_no_identity_table(app_module):
+    # Eyes, nose and mouth hidden together: the fills show no face there, and the round patch on her suit scores as
+    # one. Its landmarks are far from the hole, so distances measured there would all be 0: none are shown.
+    photo = pixels(str(ASTRONAUT)).astype(np.uint8)
+    hole = np.zeros(photo.shape[:2], dtype=bool)
+    for part in ("eyes", "nose", "mouth"):
+        hole |= app_module.preset_hole(photo, hole, part, np.random.default_rng(0))
+    framed = app_module.faces.frame(photo, hole, app_module.CROP_SIZE)
+    assert framed.landmarks is not None and framed.landmarks[:, 1].min() > hole.nonzero()[0].max()  # below the hole
+    masked, *_, table, status = app_module.inpaint(str(ASTRONAUT), None, None, True, "eyes")
+    assert len(table) == 4  # one part hidden: her face is found and measured
+    layer = {"background": str(ASTRONAUT), "layers": [], "composite": str(ASTRONAUT)}
+    for part in ("eyes", "nose"):
+        layer = app_module.paint_preset(str(ASTRONAUT), layer, part)
+    *_, table, status = app_module.inpaint(str(ASTRONAUT), None, layer, True, "mouth")
+    assert table is None or len(table) == 0
+    assert "No identity distances: the hole is not on the face found." in status
 
 
 def test_irregular_hole_and_unknown_choice(app_module, monkeypatch):

@@ -2,7 +2,8 @@
 results back; the canvas must draw a button's hole where it is filled.
 
 Uses the system Chromium (never downloads one) through Playwright; skips when either is missing. Set
-HOGINPAINT_SCREENSHOT=path.png to save a screenshot of the page with the eyes button's results (the README's).
+HOGINPAINT_SCREENSHOT=path.png to save a screenshot of the page with the results of the eyes and nose buttons together
+(the README's).
 """
 from __future__ import annotations
 
@@ -176,8 +177,6 @@ def test_eyes_button_draws_the_hole_it_fills_and_stays_editable(page):
     hole = eyes_hole_drawn_where_filled(page, photo, before)
     assert all(row in page.locator("#identity").inner_text() for row in ("masked input", "HOG-guided", "Telea"))
     assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
-    if os.environ.get("HOGINPAINT_SCREENSHOT"):
-        page.screenshot(path=os.environ["HOGINPAINT_SCREENSHOT"], full_page=True)
 
     # A stroke across the chin, added to the button's hole: both are sent, each where it is on the canvas.
     to_screen = screen_mapping(page, (photo.shape[1], photo.shape[0]))
@@ -195,6 +194,38 @@ def test_eyes_button_draws_the_hole_it_fills_and_stays_editable(page):
     np.testing.assert_array_equal(eyes, hole)
     cx0, cy0, cx1, cy1 = hole_box(chin)
     assert cx0 >= sx0 - 30 and cx1 <= sx1 + 30 and cy0 >= sy0 - 30 and cy1 <= sy1 + 30
+
+
+def test_feature_buttons_add_up_to_one_hole(page):
+    # Each button adds its hole to what the canvas holds: eyes and nose together hide the middle of the face (with the
+    # mouth too, the fills show no face there: tests/test_app.py, the false face away from the hole).
+    page.locator("[data-testid='dataset-cell-0-0']").click()  # the astronaut alone
+    page.wait_for_selector("#brush button[aria-label='Brush'].highlight")
+    shown = wait_for_canvas(page)
+    photo = np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(np.int16)
+    holes = {}
+    for choice in ("eyes", "nose"):
+        page.locator(f"#hole-{choice}").click()
+        drawn = wait_for_canvas(page, unlike=shown)
+        holes[choice] = canvas_box(page, shown, drawn, (photo.shape[1], photo.shape[0]))  # what this button added
+        shown = drawn
+    time.sleep(3.0)  # the editor uploads its new layer after drawing it; Inpaint sends what it has uploaded
+    run_and_wait(page)
+    hole = (fetch(page, "#out-masked") != photo).any(axis=-1)
+    x0, y0, x1, y1 = hole_box(hole)
+    # every button's hole is in the one filled, the nose's below the eyes'; her face is found under both
+    for bx0, by0, bx1, by1 in holes.values():
+        assert hole[by0 + 2:by1 - 2, bx0 + 2:bx1 - 2].mean() > 0.5
+        assert bx0 >= x0 - 4 and by0 >= y0 - 4 and bx1 <= x1 + 4 and by1 <= y1 + 4
+    centre_y = {choice: (box[1] + box[3]) / 2 for choice, box in holes.items()}
+    assert centre_y["eyes"] < centre_y["nose"]
+    assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
+    page.wait_for_function("document.querySelector('#identity').innerText.includes('DeepFill v2')")
+    assert x0 > 150 and x1 < 300 and y0 > 60 and y1 < 200  # on the face, not beyond it
+    for key in ("hoginpaint", "deepfill", "telea"):
+        assert not ((fetch(page, f"#out-{key}") != photo).any(axis=-1) & ~hole).any()  # only the hole changed
+    if os.environ.get("HOGINPAINT_SCREENSHOT"):
+        page.screenshot(path=os.environ["HOGINPAINT_SCREENSHOT"], full_page=True)
 
 
 def test_button_hole_is_drawn_where_filled_after_a_larger_photo(page, tmp_path):
