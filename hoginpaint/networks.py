@@ -277,9 +277,7 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
         """Set the ramp (e.g. to fine-tune a loaded G under another); `save_pretrained` records the new value."""
         check_correction_ramp(pixels, self.prefill)
         self._correction_ramp = float(pixels)
-        config = getattr(self, "_hub_mixin_config", None)
-        if isinstance(config, dict) and (pixels or "correction_ramp" in config):
-            config["correction_ramp"] = float(pixels)
+        self._record("correction_ramp", float(pixels))
 
     @property
     def correction_lowpass(self) -> int:
@@ -290,9 +288,13 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
         """Set the low-pass (e.g. to measure a loaded G with and without it); `save_pretrained` records the new value."""
         check_correction_lowpass(period, self.prefill)
         self._correction_lowpass = period
+        self._record("correction_lowpass", period)
+
+    def _record(self, name: str, value: float) -> None:
+        """Put a changed option into the config that `save_pretrained` writes (an option left off stays unwritten)."""
         config = getattr(self, "_hub_mixin_config", None)
-        if isinstance(config, dict) and (period or "correction_lowpass" in config):
-            config["correction_lowpass"] = period
+        if isinstance(config, dict) and (value or name in config):
+            config[name] = value
 
     def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1].
