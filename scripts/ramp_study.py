@@ -7,7 +7,9 @@ For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of the pipeli
 each pair of values (the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to
 the full-resolution fill). With more than one low-pass, SSIM and the holes' grid peak (how far their detail at the
 4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it; `grid_peak`) are
-printed too, for the ground truth as well. The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
+printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and the mouth and dlib's
+identity distance in every row: a setting that smooths the fill can raise PSNR and lose identity (it did:
+`docs/correction_lowpass.md`), so choose with identity measured. The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
 neither is in the evaluation (`python -m hoginpaint.evaluate` uses the validation splits and the masks whose index
 is divisible by 10), so choosing the ramp here tunes nothing to the evaluation.
 """
@@ -19,7 +21,7 @@ import torch
 
 from hoginpaint import metrics
 from hoginpaint.data import center_crop_resize, decode_image, load_image_dataset
-from hoginpaint.evaluate import EvalConfig, nvidia_mask_sets
+from hoginpaint.evaluate import EvalConfig, analyse_faces, feature_mask_sets, nvidia_mask_sets
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import prefill_around_hole
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--blocks", action="store_true",
                         help="also measure solid rectangular holes of 25-60 %% of the image (seeded): the holes whose "
                              "middle is farthest from any known pixel, where a generator's grid shows as stripes")
+    parser.add_argument("--feature_masks", action="store_true",
+                        help="also measure holes over the eyes, the nose and the mouth (dlib's landmarks, as the "
+                             "evaluation's), with dlib's identity distance to the ground truth in every row")
     args = parser.parse_args()
 
     faces = []
@@ -56,38 +61,50 @@ def main() -> None:
     lowpasses = args.lowpasses or [pipe.inpaint_generator.correction_lowpass]
     settings = [(ramp, lowpass) for ramp in args.ramps for lowpass in lowpasses]
     detailed = len(lowpasses) > 1
+    ground_truth = analyse_faces(images) if args.feature_masks else None
     print(f"{len(faces)} faces of {args.dataset} {args.split}[{args.skip}:], NVIDIA training masks, "
-          f"{args.resolution} px; " + ("PSNR (dB) / SSIM / grid peak" if detailed else "PSNR (dB)"))
+          f"{args.resolution} px; " + ("PSNR (dB) / SSIM / grid peak" if detailed else "PSNR (dB)")
+          + (" / identity distance" if ground_truth else ""))
     print("| holes | biharmonic floor | " + " | ".join(f"ramp {ramp:g}" + (f", low-pass {lowpass}" if detailed else "")
                                                    for ramp, lowpass in settings)
           + (" | ground truth |" if detailed else " |"))
     print("| --- " * (2 + len(settings) + detailed) + "|")
     scale = pipe.resolution / args.resolution
-    mask_sets = [(mask_set.name, mask_set.masks.float()) for mask_set in nvidia_mask_sets(config, len(faces))]
+    everyone = list(range(len(faces)))
+    mask_sets = [(mask_set.name, everyone, mask_set.masks.float()) for mask_set in nvidia_mask_sets(config, len(faces))]
     if args.blocks:
-        mask_sets.append(("solid blocks", solid_blocks(len(faces), args.resolution)))
-    for name, masks in mask_sets:
+        mask_sets.append(("solid blocks", everyone, solid_blocks(len(faces), args.resolution)))
+    if ground_truth is not None:
+        mask_sets += [(mask_set.name, mask_set.faces, mask_set.masks.float())
+                      for mask_set in feature_mask_sets(ground_truth, args.resolution)]
+    for name, chosen, masks in mask_sets:
+        truth = images[chosen]
         floor = torch.stack([prefill_around_hole(image, mask, iterations=PASTE_BACK_ITERATIONS,
                                                  exact_up_to=PASTE_BACK_EXACT_PIXELS)
-                             for image, mask in zip(images, masks)])
+                             for image, mask in zip(truth, masks)])
+
         def measured(result: torch.Tensor) -> str:
-            psnr = f"{float(torch.as_tensor(metrics.psnr(images, result)).mean()):.2f}"
-            if not detailed:
-                return psnr
-            ssim = float(torch.as_tensor(metrics.ssim(images, result)).mean())
-            return f"{psnr} / {ssim:.4f} / {metrics.grid_peak(result, masks, scale):.3f}"
+            text = f"{float(torch.as_tensor(metrics.psnr(truth, result)).mean()):.2f}"
+            if detailed:
+                ssim = float(torch.as_tensor(metrics.ssim(truth, result)).mean())
+                text += f" / {ssim:.4f} / {metrics.grid_peak(result, masks, scale):.3f}"
+            if ground_truth is not None:
+                distances = metrics.identity_distances(truth, result, [ground_truth.boxes[i] for i in chosen],
+                                                       [ground_truth.descriptors[i] for i in chosen])
+                text += f" / {float(torch.as_tensor(distances).nanmean()):.4f}"
+            return text
 
         row = [name, measured(floor)]
         for ramp, lowpass in settings:
             pipe.inpaint_generator.correction_ramp = ramp
             pipe.inpaint_generator.correction_lowpass = lowpass
             results = []
-            for start in range(0, len(faces), 8):
-                out = pipe(list(images[start:start + 8]), list(masks[start:start + 8]), output_type="pt")
+            for start in range(0, len(truth), 8):
+                out = pipe(list(truth[start:start + 8]), list(masks[start:start + 8]), output_type="pt")
                 results.extend(out.images)
             row.append(measured(torch.stack(results)))
         if detailed:
-            row.append(f"- / - / {metrics.grid_peak(images, masks, scale):.3f}")
+            row.append(f"- / - / {metrics.grid_peak(truth, masks, scale):.3f}" + (" / 0" if ground_truth else ""))
         print("| " + " | ".join(row) + " |", flush=True)
 
 
