@@ -73,9 +73,12 @@ def wait_for_canvas(page, unlike: bytes | None = None) -> bytes:
     while True:
         current = canvas.screenshot()
         shown = np.asarray(Image.open(io.BytesIO(current)).convert("L"))
-        if current == previous and current != unlike and (shown < 230).mean() > 1 / 3 and not page.evaluate(overlay):
+        state = {"unchanged": current == previous, "new": current != unlike,
+                 "photo shown": (shown < 230).mean() > 1 / 3, "no overlay": not page.evaluate(overlay)}
+        if all(state.values()):
             return current
-        assert time.monotonic() < deadline, "the editor's canvas never settled"
+        # which condition was still unmet, so that a timeout on a loaded machine says what it waited for
+        assert time.monotonic() < deadline, f"the editor's canvas never settled: {state}"
         previous = current
         time.sleep(0.5)
 
