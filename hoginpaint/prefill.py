@@ -222,9 +222,10 @@ def lowpass_kernel(period: int) -> torch.Tensor:
     A box of `period` taps convolved with [1, 1] / 2: its response is zero at the frequencies k / `period`
     (k = 1 … `period` - 1) and at 1/2, and it is symmetric, so it shifts nothing. For 4: [1, 2, 2, 2, 1] / 8.
     """
-    box = torch.full((period,), 1.0 / period, dtype=torch.float64)
-    return torch.cat([box, torch.zeros(1, dtype=torch.float64)]).add(torch.cat([torch.zeros(1, dtype=torch.float64),
-                                                                            box])).div(2).float()
+    kernel = torch.zeros(period + 1, dtype=torch.float64)
+    kernel[:-1] += 0.5 / period  # the box ...
+    kernel[1:] += 0.5 / period  # ... and the box one pixel on: their mean
+    return kernel.float()
 
 
 def lowpass_correction(correction: torch.Tensor, mask: torch.Tensor, period: int) -> torch.Tensor:
@@ -238,11 +239,8 @@ def lowpass_correction(correction: torch.Tensor, mask: torch.Tensor, period: int
     """
     if period <= 0:
         return correction
-    kernel = lowpass_kernel(period).to(device=correction.device, dtype=correction.dtype)
-    channels, radius = correction.shape[1], period // 2
+    taps = lowpass_kernel(period).to(device=correction.device, dtype=correction.dtype)
+    channels = correction.shape[1]
+    kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, period + 1, period + 1)  # both directions at once
     hole = (mask >= 0.5).to(correction.dtype)
-    rows = F.conv2d(F.pad(correction * hole, (radius, radius, 0, 0)),
-                    kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    both = F.conv2d(F.pad(rows, (0, 0, radius, radius)), kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
-                    groups=channels)
-    return both * hole
+    return F.conv2d(correction * hole, kernel, padding=period // 2, groups=channels) * hole

@@ -66,7 +66,7 @@ def main() -> None:
     ground_truth = analyse_faces(images) if args.feature_masks else None
     print(f"{len(faces)} faces of {args.dataset} {args.split}[{args.skip}:], NVIDIA training masks, "
           f"{args.resolution} px; " + ("PSNR (dB) / SSIM / grid peak" if detailed else "PSNR (dB)")
-          + (" / identity distance" if ground_truth else ""))
+          + (" / identity distance" if ground_truth is not None else ""))
     print("| holes | biharmonic floor | " + " | ".join(f"ramp {ramp:g}" + (f", low-pass {lowpass}" if detailed else "")
                                                    for ramp, lowpass in settings)
           + (" | ground truth |" if detailed else " |"))
@@ -106,7 +106,8 @@ def main() -> None:
                 results.extend(out.images)
             row.append(measured(torch.stack(results)))
         if detailed:
-            row.append(f"- / - / {metrics.grid_peak(truth, masks, scale):.3f}" + (" / 0" if ground_truth else ""))
+            identity = " / 0" if ground_truth is not None else ""
+            row.append(f"- / - / {metrics.grid_peak(truth, masks, scale):.3f}{identity}")
         print("| " + " | ".join(row) + " |", flush=True)
 
 
