@@ -38,6 +38,7 @@ class LossWeights:
     style: float = 250.0
     feature_matching: float = 0.0
     l1_hole: float = 1.0  # relative weight of hole pixels in the L1 terms (1: the paper's plain mean)
+    grid: float = 0.0  # inpainting stage: weight of `grid_loss` (off in the paper)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -138,6 +139,51 @@ def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
         raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
     pixel_weights = mask * weight_missing + (1 - mask) * weight_known
     return (pixel_weights * (pred - target).abs()).mean()
+
+
+GRID_PERIOD = 4  # the inpainting generator's grid: two stride-2 convolutions
+GRID_WINDOW = 32  # pixels per side of the windows whose periodic part grid_loss measures
+
+
+def grid_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, period: int = GRID_PERIOD,
+              window: int = GRID_WINDOW) -> torch.Tensor:
+    """The energy of the hole's error that repeats every `period` pixels in phase with the image's pixel grid: the
+    stripes that a generator with a `period`-pixel bottleneck paints in large holes (docs/grid_loss.md).
+
+    Per `window` x `window` tile (aligned to the image's corner) that is at least half hole, the error
+    ``pred - target`` on hole pixels is averaged at each of the ``period**2`` phases ``(y mod period, x mod
+    period)``; the loss is the mean squared deviation of those phase means from their mean, over tiles, phases and
+    channels. That is a squared error on the tile's components at the periods `period`, `period / 2`, ...: detail
+    of other periods averages out, and so does detail at these periods that is not in phase across the tile. Its
+    minimum is the ground truth's pattern where the input predicts it and none where it does not, so, unlike a
+    low-pass filter on the output, it takes nothing from true detail that G can infer. Squared, not absolute: the
+    ground truth's unpredictable detail adds a constant to it (about 3e-4 at 128 px) and leaves its gradient on a
+    stripe unbiased. 0 where no tile is half hole. `pred`, `target` `(B, C, H, W)`; `mask` `(B, 1, H, W)`, 1 = hole.
+    """
+    _check_same_shape(pred=pred, target=target)
+    if mask.ndim != 4 or mask.shape[0] != pred.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != pred.shape[2:]:
+        raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+    if period < 2 or window % period or window < 2 * period:
+        raise ValueError(f"window ({window}) must be a multiple of period ({period}), at least two periods, and "
+                         "period at least 2")
+    height, width = pred.shape[2:]
+    pad = (0, -width % window, 0, -height % window)
+    error = F.pad((pred - target) * mask, pad)
+    mask = F.pad(mask, pad)
+
+    def per_phase(values: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, tiles_y, tiles_x, period, period)
+        batch, channels, rows, cols = values.shape
+        tiled = values.reshape(batch, channels, rows // window, window // period, period,
+                               cols // window, window // period, period)
+        return tiled.sum((3, 6)).permute(0, 1, 2, 4, 3, 5)
+
+    counts = per_phase(mask)
+    phase_means = per_phase(error) / counts.clamp(min=1)
+    deviation = (phase_means - phase_means.mean((-2, -1), keepdim=True)).square().mean((1, -2, -1))  # (B, ty, tx)
+    counted = counts.sum((1, -2, -1)) >= window * window / 2  # tiles at least half hole
+    if not bool(counted.any()):
+        return pred.sum() * 0  # keeps the graph for backward
+    return deviation[counted].mean()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

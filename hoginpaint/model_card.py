@@ -115,6 +115,8 @@ def _loss_description(config: dict[str, Any]) -> str:
         terms = {"L1": config["l1_weight"], "adversarial": config["adversarial_weight"],
                  "perceptual (VGG-16)": config["perceptual_weight"], "style (VGG-16 Gram)": config["style_weight"]}
     terms["feature matching"] = config["feature_matching_weight"]
+    if config["stage"] != "structure":
+        terms["grid (4-pixel periodic error)"] = config.get("grid_weight", 0.0)
     described = ", ".join(f"{name} {weight:g}" for name, weight in terms.items() if weight > 0)
     extras = []
     if config.get("l1_hole_weight", 1.0) != 1.0:

@@ -86,6 +86,9 @@ class TrainConfig:
                                              "discriminator feature-matching weight (off in the paper)")
     l1_hole_weight: float = option(1.0, "weight of hole pixels in every L1 term, known pixels weighing 1 (1: the "
                                          "paper's plain mean; partial convolutions use 6)")
+    grid_weight: float = option(_PAPER_WEIGHTS.grid, "inpaint/joint stage: weight of the loss on the hole's error "
+                                                     "that repeats every 4 pixels in phase (losses.grid_loss; the "
+                                                     "stripes of large holes; off in the paper; docs/grid_loss.md)")
     adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
@@ -203,6 +206,7 @@ class TrainConfig:
             style=self.style_weight,
             feature_matching=self.feature_matching_weight,
             l1_hole=self.l1_hole_weight,
+            grid=self.grid_weight,
         )
 
     @property

@@ -304,6 +304,8 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
     if weights.feature_matching > 0:
         terms["feature_matching"] = weights.feature_matching * losses.feature_matching_loss(
             list(real_features), list(fake_features))
+    if not structure and weights.grid > 0:
+        terms["grid"] = weights.grid * losses.grid_loss(outputs.prediction, outputs.target, mask)
     if not structure and vgg is not None:
         with torch.no_grad():
             target_features = vgg(outputs.target)

@@ -1,11 +1,12 @@
-"""Measure the correction ramp and low-pass (`hoginpaint.prefill`) of a trained pipeline on a development set.
+"""Measure trained pipelines, and their correction ramp and low-pass (`hoginpaint.prefill`), on a development set.
 
     python scripts/ramp_study.py --model checkpoints/hoginpaint --ramps 0 2 4 8
     python scripts/ramp_study.py --model checkpoints/hoginpaint --ramps 4 --lowpasses 0 4 --buckets 0 2 4 5
+    python scripts/ramp_study.py --model checkpoints/hoginpaint RUN/export --ramps 4 --blocks --feature_masks
 
-For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of the pipeline with G's ramp and low-pass set to
+For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of each pipeline with G's ramp and low-pass set to
 each pair of values (the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to
-the full-resolution fill). With more than one low-pass, SSIM and the holes' grid peak (how far their detail at the
+the full-resolution fill). With more than one pipeline or low-pass, SSIM and the holes' grid peak (how far their detail at the
 4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it; `grid_peak`) are
 printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and the mouth, and
 dlib's identity distance in every row: a setting that smooths the fill can raise PSNR and lose identity (it did:
@@ -18,6 +19,7 @@ is divisible by 10), so choosing the ramp here tunes nothing to the evaluation.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -31,7 +33,8 @@ from hoginpaint.prefill import prefill_around_hole
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="checkpoints/hoginpaint")
+    parser.add_argument("--model", nargs="+", default=["checkpoints/hoginpaint"],
+                        help="one pipeline folder, or several to compare (each at every ramp and low-pass)")
     parser.add_argument("--dataset", default="../shared/data/faces")
     parser.add_argument("--split", default="train")
     parser.add_argument("--skip", type=int, default=20000, help="start at this position of the split")
@@ -59,19 +62,27 @@ def main() -> None:
     images = torch.stack(faces)
     config = EvalConfig(methods=["telea"], dataset=args.dataset, mask_dir=args.mask_dir, buckets=args.buckets,
                         mask_split="train", resolution=args.resolution, seed=7)
-    pipe = HOGInpaintPipeline.from_pretrained(args.model)
-    lowpasses = args.lowpasses or [pipe.inpaint_generator.correction_lowpass]
-    settings = [(ramp, lowpass) for ramp in args.ramps for lowpass in lowpasses]
-    detailed = len(lowpasses) > 1
+    pipes = {path: HOGInpaintPipeline.from_pretrained(path) for path in args.model}
+    settings = [(path, ramp, lowpass) for path, pipe in pipes.items() for ramp in args.ramps
+                for lowpass in (args.lowpasses or [pipe.inpaint_generator.correction_lowpass])]
+    detailed = len({(path, lowpass) for path, _, lowpass in settings}) > 1
+
+    def column(path: str, ramp: float, lowpass: int) -> str:
+        name = f"{Path(path).name}, " if len(pipes) > 1 else ""
+        return name + f"ramp {ramp:g}" + (f", low-pass {lowpass}" if detailed else "")
+
     ground_truth = analyse_faces(images) if args.feature_masks else None
     print(f"{len(faces)} faces of {args.dataset} {args.split}[{args.skip}:], NVIDIA training masks, "
           f"{args.resolution} px; " + ("PSNR (dB) / SSIM / grid peak" if detailed else "PSNR (dB)")
           + (" / identity distance" if ground_truth is not None else ""))
-    print("| holes | biharmonic floor | " + " | ".join(f"ramp {ramp:g}" + (f", low-pass {lowpass}" if detailed else "")
-                                                   for ramp, lowpass in settings)
+    print("| holes | biharmonic floor | " + " | ".join(column(*setting) for setting in settings)
           + (" | ground truth |" if detailed else " |"))
     print("| --- " * (2 + len(settings) + detailed) + "|")
-    scale = pipe.resolution / args.resolution
+    resolutions = {pipe.resolution for pipe in pipes.values()}
+    if len(resolutions) > 1:
+        raise SystemExit(f"the models work at different resolutions ({sorted(resolutions)}); compare them in "
+                         "separate runs")
+    scale = resolutions.pop() / args.resolution
     everyone = list(range(len(faces)))
     mask_sets = [(mask_set.name, everyone, mask_set.masks.float()) for mask_set in nvidia_mask_sets(config, len(faces))]
     if args.blocks:
@@ -97,7 +108,8 @@ def main() -> None:
             return text
 
         row = [name, measured(floor)]
-        for ramp, lowpass in settings:
+        for path, ramp, lowpass in settings:
+            pipe = pipes[path]
             pipe.inpaint_generator.correction_ramp = ramp
             pipe.inpaint_generator.correction_lowpass = lowpass
             results = []

@@ -24,6 +24,7 @@ from hoginpaint.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
     gram_matrix,
+    grid_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
     l1_loss,
@@ -144,10 +145,64 @@ def test_perceptual_loss_sums_per_layer_mean_l1() -> None:
 # LossWeights
 
 
+def _hole_and_face(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    face = torch.rand(2, 3, size, size) * 2 - 1
+    hole = torch.zeros(2, 1, size, size)
+    hole[:, :, 8:56, 4:60] = 1
+    return face, hole
+
+
+def test_grid_loss_hand_value_for_stripes_in_phase_with_the_pixel_grid() -> None:
+    face, hole = _hole_and_face()
+    rows = torch.arange(64)
+    stripes = torch.where(rows % 4 == 1, 0.03, -0.01)[None, None, :, None]  # mean 0; phase deviations 0.03, -0.01
+    # tiles at least half hole: the four 32x32 ones; each phase mean is the stripe value at that phase
+    assert grid_loss(face + stripes, face, hole).item() == pytest.approx((0.03 ** 2 + 3 * 0.01 ** 2) / 4, rel=1e-5)
+    assert grid_loss(face + stripes, face, hole, window=16).item() == pytest.approx((0.03 ** 2 + 3 * 0.01 ** 2) / 4,
+                                                                                  rel=1e-5)
+    # stripes outside the hole cost nothing; a constant offset, or stripes of another period, cost (almost) nothing
+    assert grid_loss(face + stripes * (1 - hole), face, hole).item() == 0
+    assert grid_loss(face + 0.2, face, hole).item() == pytest.approx(0, abs=1e-12)
+    period_5 = torch.where(rows % 5 == 1, 0.04, -0.01)[None, None, :, None]
+    assert grid_loss(face + period_5, face, hole).item() < 0.05 * grid_loss(face + stripes, face, hole).item()
+
+
+def test_grid_loss_is_zero_without_large_holes_keeps_the_graph_and_checks_its_arguments() -> None:
+    face, hole = _hole_and_face()
+    small = torch.zeros_like(hole)
+    small[:, :, 10:20, 10:20] = 1  # no 32x32 tile is half hole
+    prediction = (face + 0.1).requires_grad_()
+    loss = grid_loss(prediction, face, small)
+    assert loss.item() == 0
+    loss.backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() == 0
+    # a size that is not a multiple of the window is padded with known pixels
+    assert grid_loss(face[..., :60, :52] + 0.01 * (torch.arange(52) % 4 == 0), face[..., :60, :52],
+                     hole[..., :60, :52]).item() > 0
+    with pytest.raises(ValueError, match="mask"):
+        grid_loss(face, face, hole[:, :, :32])
+    with pytest.raises(ValueError, match="multiple of period"):
+        grid_loss(face, face, hole, period=4, window=30)
+
+
+def test_grid_loss_gradient_removes_a_stripe_and_ignores_unpredictable_detail_on_average() -> None:
+    face, hole = _hole_and_face()
+    stripes = torch.where(torch.arange(64) % 4 == 0, 0.03, -0.01)[None, None, :, None]
+    prediction = (face + stripes).requires_grad_()
+    grid_loss(prediction, face, hole).backward()
+    step = prediction.grad / prediction.grad.abs().max()
+    # descending the gradient lowers the stripe at every hole pixel of its phase, raises it at the others
+    inside = hole.bool().expand_as(step)
+    assert (step[:, :, 8:56:4][inside[:, :, 8:56:4]] > 0).all()
+    assert (step[:, :, 9:56:4][inside[:, :, 9:56:4]] < 0).all()
+    assert (step[~inside] == 0).all()
+
+
 def test_loss_weights_defaults_are_the_papers() -> None:
     assert asdict(LossWeights()) == {"structure_l1": 1.0, "structure_adversarial": 1.0, "l1": 1.0, "adversarial": 0.1,
                                      "perceptual": 0.1, "style": 250.0, "feature_matching": 0.0,
-                                     "l1_hole": 1.0}
+                                     "l1_hole": 1.0, "grid": 0.0}
     assert LossWeights().needs_vgg and not LossWeights(perceptual=0.0, style=0.0).needs_vgg
 
 

@@ -419,6 +419,27 @@ def test_inpaint_losses_equal_a_hand_computed_reference_with_the_style_term_on_t
     assert torch.allclose(terms["total"], sum(value for key, value in terms.items() if key != "total"))
 
 
+def test_the_grid_term_is_weighted_in_the_inpaint_stages_and_absent_in_the_structure_stage():
+    torch.manual_seed(0)
+    discriminator = training.PatchDiscriminator(in_channels=3, base_channels=8)
+    target = torch.rand(2, 3, 64, 64)
+    prediction = target + torch.where(torch.arange(64) % 4 == 0, 0.03, -0.01)[None, None, :, None]
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 4:60, 4:60] = 1
+    outputs = training.StageOutputs(real=target, fake=prediction, prediction=prediction, target=target,
+                                    masked=target, guidance=mask, composited=prediction)
+    weights = losses.LossWeights(perceptual=0.0, style=0.0, grid=50.0)
+    with training.frozen(discriminator):
+        terms = training.generator_losses("joint", outputs, mask, discriminator, None, weights)
+        structure_terms = training.generator_losses("structure", outputs, mask, discriminator, None, weights)
+        unweighted = training.generator_losses("joint", outputs, mask, discriminator, None,
+                                               losses.LossWeights(perceptual=0.0, style=0.0))
+    assert torch.allclose(terms["grid"], 50 * losses.grid_loss(prediction, target, mask))
+    assert terms["grid"].item() > 0.01
+    assert torch.allclose(terms["total"], terms["l1"] + terms["adversarial"] + terms["grid"])
+    assert "grid" not in structure_terms and "grid" not in unweighted
+
+
 def test_ema_update_warms_up_then_follows_the_decay():
     model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     with torch.no_grad():
