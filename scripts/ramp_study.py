@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from hoginpaint import metrics
 from hoginpaint.data import center_crop_resize, decode_image, load_image_dataset
@@ -29,6 +30,7 @@ from hoginpaint.evaluate import EvalConfig, analyse_faces, feature_mask_sets, nv
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import prefill_around_hole
+from hoginpaint.validation import image_grid
 
 
 def main() -> None:
@@ -51,7 +53,13 @@ def main() -> None:
     parser.add_argument("--feature_masks", action="store_true",
                         help="also measure holes over the eyes, the nose and the mouth (dlib's landmarks, as the "
                              "evaluation's), with dlib's identity distance to the ground truth in every row")
+    parser.add_argument("--figure", default=None,
+                        help="write the first --figure_faces solid-block holes as a PNG: masked | each column | "
+                             "ground truth (needs --blocks)")
+    parser.add_argument("--figure_faces", type=int, default=4)
     args = parser.parse_args()
+    if args.figure and not args.blocks:
+        parser.error("--figure shows the solid blocks: add --blocks")
 
     faces = []
     for position, example in enumerate(load_image_dataset(args.dataset, args.split, "image", streaming=True)):
@@ -108,6 +116,7 @@ def main() -> None:
             return text
 
         row = [name, measured(floor)]
+        shown = [truth[:args.figure_faces] * (1 - masks[:args.figure_faces])]
         for path, ramp, lowpass in settings:
             pipe = pipes[path]
             pipe.inpaint_generator.correction_ramp = ramp
@@ -117,10 +126,17 @@ def main() -> None:
                 out = pipe(list(truth[start:start + 8]), list(masks[start:start + 8]), output_type="pt")
                 results.extend(out.images)
             row.append(measured(torch.stack(results)))
+            if args.figure and name == "solid blocks":
+                shown.append(torch.stack(results[:args.figure_faces]))
         if detailed:
             identity = " / 0" if ground_truth is not None else ""
             row.append(f"- / - / {metrics.grid_peak(truth, masks, scale):.3f}{identity}")
         print("| " + " | ".join(row) + " |", flush=True)
+        if args.figure and name == "solid blocks":
+            grid = image_grid(shown + [truth[:args.figure_faces]])
+            Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(args.figure)
+            print(f"wrote {args.figure}: masked | " + " | ".join(column(*setting) for setting in settings)
+                  + " | ground truth")
 
 
 def solid_blocks(count: int, resolution: int, seed: int = 1) -> torch.Tensor:
