@@ -6,9 +6,9 @@
 
 For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of each pipeline with G's ramp and low-pass set to
 each pair of values (the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to
-the full-resolution fill). With more than one pipeline or low-pass, SSIM and the holes' grid peak (how far their detail at the
-4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it; `grid_peak`) are
-printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and the mouth, and
+the full-resolution fill). With more than one pipeline or low-pass, SSIM and the holes' grid peak (how far their
+detail at the 4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it;
+`grid_peak`) are printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and the mouth, and
 dlib's identity distance in every row: a setting that smooths the fill can raise PSNR and lose identity (it did:
 `docs/correction_lowpass.md`), so choose with identity measured.
 

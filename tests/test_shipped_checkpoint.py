@@ -40,7 +40,7 @@ def test_the_shipped_model_leaves_no_grid_in_large_solid_holes_and_beats_its_cla
     scale = pipe.resolution / 256
     truth_peak = metrics.grid_peak(faces, masks, scale)
     result_peak = metrics.grid_peak(result, masks, scale)
-    assert result_peak < 1.0, f"grid peak {result_peak:.2f}: stripes at G's 4-pixel grid (ground truth {truth_peak:.2f})"
+    assert result_peak < 1.0, f"grid peak {result_peak:.2f}: stripes at G's 4-px grid (ground truth {truth_peak:.2f})"
     assert result_peak < 1.3 * truth_peak
     result_psnr = float(torch.as_tensor(metrics.psnr(faces, result)).mean())
     floor_psnr = float(torch.as_tensor(metrics.psnr(faces, floor)).mean())
