@@ -8,9 +8,9 @@ For each NVIDIA bucket: the PSNR of the exact biharmonic floor and of each pipel
 each pair of values (the same ramp, scaled to the photo, is applied where the pipeline adds the upsampled change to
 the full-resolution fill). With more than one pipeline or low-pass, SSIM and the holes' grid peak (how far their
 detail at the 4-px period of G's grid, at the model's resolution, stands above nearby periods: stripes raise it;
-`grid_peak`) are printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and the mouth, and
-dlib's identity distance in every row: a setting that smooths the fill can raise PSNR and lose identity (it did:
-`docs/correction_lowpass.md`), so choose with identity measured.
+`grid_peak`) are printed too, for the ground truth as well. `--feature_masks` adds holes over the eyes, the nose and
+the mouth, and dlib's identity distance in every row: a setting that smooths the fill can raise PSNR and lose identity
+(it did: `docs/correction_lowpass.md`), so choose with identity measured.
 
 The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
 neither is in the evaluation (`python -m hoginpaint.evaluate` uses the validation splits and the masks whose index
