@@ -8,7 +8,10 @@ exactly the same (face, mask) pairs (the pairing is seeded; `hoginpaint.evaluate
 separate runs can share a table; this script refuses runs whose settings differ. Per mask set: PSNR, SSIM and dlib
 identity distance of every method, the best in bold, and whether the first method beats every other one.
 `PATH:telea,biharmonic` takes only those methods of a run (e.g. to leave out an older model evaluated under the
-same name as a newer one).
+same name as a newer one); `PATH:hoginpaint=previous` takes a method under another name, so that two checkpoints of
+one model, evaluated in separate runs, can be compared face by face:
+
+    python scripts/eval_table.py --paired new/metrics.json old/metrics.json:hoginpaint=previous
 
 `--paired` adds a second table from the runs' `samples.csv`: per mask set and metric, the first method minus the best
 other one, face by face, as the mean with its 95 % interval (1.96 standard errors of the paired differences), and
@@ -30,10 +33,17 @@ LABELS = {"hoginpaint": "HOG-guided", "deepfill": "DeepFill v2", "telea": "Telea
           "navier-stokes": "Navier-Stokes"}
 
 
-def split_spec(spec: str) -> tuple[Path, set[str] | None]:
-    """`PATH` or `PATH:METHOD,METHOD` → (the metrics.json path, the methods to take from it or None for all)."""
+def split_spec(spec: str) -> tuple[Path, dict[str, str] | None]:
+    """`PATH` or `PATH:METHOD,METHOD=NAME` → (the metrics.json path, {method: the name it takes in the table} of the
+    methods to take from it, or None for all under their own names)."""
     path, _, methods = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    return Path(path), (set(methods.split(",")) if methods else None)
+    if not methods:
+        return Path(path), None
+    names = {}
+    for item in methods.split(","):
+        method, _, name = item.partition("=")
+        names[method] = name or method
+    return Path(path), names
 
 
 def load_runs(specs: list[str]) -> tuple[dict, dict[str, dict[str, dict]]]:
@@ -51,7 +61,7 @@ def load_runs(specs: list[str]) -> tuple[dict, dict[str, dict[str, dict]]]:
         for row in run["summary"]:
             if only is not None and row["method"] not in only:
                 continue
-            table.setdefault(row["mask_set"], {})[row["method"]] = row
+            table.setdefault(row["mask_set"], {})[only[row["method"]] if only else row["method"]] = row
     return settings, table
 
 
@@ -92,7 +102,8 @@ def load_samples(specs: list[str]) -> dict[tuple[str, str], dict[int, dict[str, 
         with open(path.parent / "samples.csv", newline="") as file:
             for row in csv.DictReader(file):
                 if only is None or row["method"] in only:
-                    samples.setdefault((row["mask_set"], row["method"]), {})[int(row["face"])] = {
+                    name = only[row["method"]] if only else row["method"]
+                    samples.setdefault((row["mask_set"], name), {})[int(row["face"])] = {
                         key: float(row[key]) for key, *_ in METRICS}
     return samples
 
@@ -136,9 +147,10 @@ def render_paired(table: dict[str, dict[str, dict]], samples: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("metrics", nargs="+", help="metrics.json files (PATH or PATH:METHOD,METHOD to take only "
-                                                   "those methods); the first run's first method is the one "
-                                                   "compared against all others")
+    parser.add_argument("metrics", nargs="+", help="metrics.json files (PATH, or PATH:METHOD,METHOD to take only "
+                                                   "those methods, METHOD=NAME to show one under another name); "
+                                                   "the first run's first method is the one compared against all "
+                                                   "others")
     parser.add_argument("--title", default="Evaluation")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this file")
     parser.add_argument("--paired", action="store_true", help="add the paired differences (from samples.csv)")

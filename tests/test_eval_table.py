@@ -84,3 +84,24 @@ def test_paired_differences_say_which_wins_the_faces_can_tell_from_chance(tmp_pa
     psnr, ssim, identity = [cell.strip() for cell in row.strip("|").split("|")[1:]]
     assert psnr == "+1.000 ± 0.000 vs Telea ✓"
     assert identity.startswith("-0.0067 ± ") and not identity.endswith("✓")  # the tie carries no tick
+
+
+def test_a_method_taken_under_another_name_is_compared_with_its_namesake(tmp_path):
+    import csv
+
+    for run, psnr in (("new", (31.0, 32.5)), ("old", (30.0, 31.0))):
+        (tmp_path / run).mkdir()
+        _run(tmp_path / run / "metrics.json", {"hoginpaint": (sum(psnr) / 2, 0.95, 0.3)})
+        with open(tmp_path / run / "samples.csv", "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["method", "mask_set", "face", "psnr", "ssim", "identity_distance"])
+            for face, value in enumerate(psnr):
+                writer.writerow(["hoginpaint", "1-10%", face, value, 0.95, 0.3])
+    specs = [str(tmp_path / "new" / "metrics.json"), f"{tmp_path / 'old' / 'metrics.json'}:hoginpaint=previous"]
+    _, table = eval_table.load_runs(specs)
+    assert set(table["1-10%"]) == {"hoginpaint", "previous"} and table["1-10%"]["previous"]["psnr"] == 30.5
+    samples = eval_table.load_samples(specs)
+    assert eval_table.paired_difference(samples["1-10%", "hoginpaint"], samples["1-10%", "previous"], "psnr")[0] == (
+        pytest.approx(1.25))
+    row = next(line for line in eval_table.render_paired(table, samples).splitlines() if line.startswith("| 1-10%"))
+    assert "+1.250 ± 0.490 vs previous ✓" in row
