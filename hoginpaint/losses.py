@@ -70,6 +70,14 @@ def _check_same_shape(**tensors: torch.Tensor) -> None:
         raise ValueError(f"shapes must match, got {described}")
 
 
+def _check_mask(mask: torch.Tensor, pred: torch.Tensor, per_channel: bool = False) -> None:
+    """`mask` must be `(B, 1, H, W)` matching `pred` `(B, C, H, W)` (or `(B, C, H, W)` where `per_channel`)."""
+    channels = (1, pred.shape[1]) if per_channel else (1,)
+    if mask.ndim != 4 or mask.shape[0] != pred.shape[0] or mask.shape[1] not in channels or \
+            mask.shape[2:] != pred.shape[2:]:
+        raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+
+
 def _check_feature_lists(first: list[torch.Tensor], second: list[torch.Tensor], names: tuple[str, str]) -> None:
     if len(first) == 0 or len(first) != len(second):
         raise ValueError(f"{names[0]} and {names[1]} must be non-empty lists of the same length (one tensor per "
@@ -134,9 +142,7 @@ def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     """LaMa's masked L1: per-pixel L1 weighted `weight_missing` in the hole (mask 1) and `weight_known` elsewhere,
     averaged over all elements. `pred`, `target` `(B, C, H, W)`; `mask` `(B, 1, H, W)` or `(B, C, H, W)`."""
     _check_same_shape(pred=pred, target=target)
-    if mask.ndim != 4 or mask.shape[0] != pred.shape[0] or mask.shape[1] not in (1, pred.shape[1]) or \
-            mask.shape[2:] != pred.shape[2:]:
-        raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+    _check_mask(mask, pred, per_channel=True)
     pixel_weights = mask * weight_missing + (1 - mask) * weight_known
     return (pixel_weights * (pred - target).abs()).mean()
 
@@ -161,8 +167,7 @@ def grid_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, peri
     stripe unbiased. 0 where no tile is half hole. `pred`, `target` `(B, C, H, W)`; `mask` `(B, 1, H, W)`, 1 = hole.
     """
     _check_same_shape(pred=pred, target=target)
-    if mask.ndim != 4 or mask.shape[0] != pred.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != pred.shape[2:]:
-        raise ValueError(f"mask must be (B, 1, H, W) matching pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+    _check_mask(mask, pred)
     if period < 2 or window % period or window < 2 * period:
         raise ValueError(f"window ({window}) must be a multiple of period ({period}), at least two periods, and "
                          "period at least 2")

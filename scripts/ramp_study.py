@@ -22,11 +22,11 @@ import argparse
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from hoginpaint import metrics
 from hoginpaint.data import center_crop_resize, decode_image, load_image_dataset
 from hoginpaint.evaluate import EvalConfig, analyse_faces, feature_mask_sets, nvidia_mask_sets
+from hoginpaint.imageio import to_pil
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import prefill_around_hole
@@ -74,6 +74,10 @@ def main() -> None:
     settings = [(path, ramp, lowpass) for path, pipe in pipes.items() for ramp in args.ramps
                 for lowpass in (args.lowpasses or [pipe.inpaint_generator.correction_lowpass])]
     detailed = len({(path, lowpass) for path, _, lowpass in settings}) > 1
+    resolutions = {pipe.resolution for pipe in pipes.values()}
+    if len(resolutions) > 1:
+        raise SystemExit(f"the models work at different resolutions ({sorted(resolutions)}); compare them in "
+                         "separate runs")
 
     def column(path: str, ramp: float, lowpass: int) -> str:
         name = f"{Path(path).name}, " if len(pipes) > 1 else ""
@@ -86,10 +90,6 @@ def main() -> None:
     print("| holes | biharmonic floor | " + " | ".join(column(*setting) for setting in settings)
           + (" | ground truth |" if detailed else " |"))
     print("| --- " * (2 + len(settings) + detailed) + "|")
-    resolutions = {pipe.resolution for pipe in pipes.values()}
-    if len(resolutions) > 1:
-        raise SystemExit(f"the models work at different resolutions ({sorted(resolutions)}); compare them in "
-                         "separate runs")
     scale = resolutions.pop() / args.resolution
     everyone = list(range(len(faces)))
     mask_sets = [(mask_set.name, everyone, mask_set.masks.float()) for mask_set in nvidia_mask_sets(config, len(faces))]
@@ -134,7 +134,7 @@ def main() -> None:
         print("| " + " | ".join(row) + " |", flush=True)
         if args.figure and name == "solid blocks":
             grid = image_grid(shown + [truth[:args.figure_faces]])
-            Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(args.figure)
+            to_pil(grid).save(args.figure)
             print(f"wrote {args.figure}: masked | " + " | ".join(column(*setting) for setting in settings)
                   + " | ground truth")
 
