@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,8 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
+    from hoginpaint.landmark_cache import LandmarkCache
+    from hoginpaint.mask_face_parts import FacePartMasks
     from hoginpaint.masks import MaskSource
     from hoginpaint.train_config import TrainConfig
 
@@ -141,6 +144,33 @@ def sample_mask(source: MaskSource, rng: np.random.Generator, resolution: int) -
     return torch.from_numpy(mask)[None]
 
 
+@dataclass(frozen=True)
+class FacePartMixing:
+    """A share of the training holes over facial parts, placed from cached landmarks.
+
+    `sample` draws a facial-part hole with probability `share` when the image has landmarks in `landmarks`, and
+    returns None otherwise (the stream's other source then gives the hole).
+    """
+
+    landmarks: LandmarkCache
+    masks: FacePartMasks
+    share: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"the face-part share must be in [0, 1], got {self.share!r}")
+
+    def sample(self, rng: np.random.Generator, value: Any, resolution: int) -> torch.Tensor | None:
+        """A `(1, R, R)` facial-part hole for the image `value`, or None."""
+        if not rng.random() < self.share:
+            return None
+        landmarks = self.landmarks.lookup(value)
+        if landmarks is None:
+            return None
+        mask = self.masks.sample(rng, resolution, landmarks.astype(np.float64) * resolution)
+        return torch.from_numpy(mask)[None]
+
+
 class FaceMaskStream(torch.utils.data.IterableDataset):
     """Decoded, cropped faces with a fresh mask each: the training examples of one rank.
 
@@ -150,6 +180,7 @@ class FaceMaskStream(torch.utils.data.IterableDataset):
         resolution: side of the square examples.
         mask_source: where masks come from (`hoginpaint.masks`).
         seed, rank, resume_step: seed the per-worker mask generators (see `mask_rng`).
+        face_parts: draws a share of the holes over facial parts instead (`FacePartMixing`).
     """
 
     def __init__(
@@ -161,8 +192,10 @@ class FaceMaskStream(torch.utils.data.IterableDataset):
         seed: int,
         rank: int = 0,
         resume_step: int = 0,
+        face_parts: FacePartMixing | None = None,
     ) -> None:
         super().__init__()
+        self.face_parts = face_parts
         self.images = images
         self.image_column = image_column
         self.resolution = resolution
@@ -186,11 +219,12 @@ class FaceMaskStream(torch.utils.data.IterableDataset):
             if image is None:
                 skipped += 1
                 continue
-            yield {
-                "image": center_crop_resize(image, self.resolution),
-                "mask": sample_mask(self.mask_source, rng, self.resolution),
-                "skipped": skipped,
-            }
+            mask = None
+            if self.face_parts is not None:
+                mask = self.face_parts.sample(rng, example[self.image_column], self.resolution)
+            if mask is None:
+                mask = sample_mask(self.mask_source, rng, self.resolution)
+            yield {"image": center_crop_resize(image, self.resolution), "mask": mask, "skipped": skipped}
             skipped = 0
         if skipped:  # bad images after the last good one: reported by an example without an image
             yield {"skipped": skipped}
@@ -319,6 +353,16 @@ def mask_source(config: TrainConfig, split: Literal["train", "eval"]) -> Any:
     return make_mask_source(config.mask_kind)
 
 
+def face_part_mixing(config: TrainConfig) -> FacePartMixing | None:
+    """The facial-part holes of `--face_part_share`, placed from the `--landmarks` caches; None when the share is 0."""
+    from hoginpaint.landmark_cache import LandmarkCache
+    from hoginpaint.mask_face_parts import FacePartMasks
+
+    if not config.face_part_share:
+        return None
+    return FacePartMixing(LandmarkCache(config.landmark_paths), FacePartMasks(), config.face_part_share)
+
+
 def training_batches(config: TrainConfig, rank: int, world_size: int, resume_step: int = 0) -> Iterator[dict]:
     """Endless batches of this rank's share of the training split (see the module docstring), on the CPU."""
     images = load_image_datasets(config.data_sources, config.train_split, config.image_column, config.streaming,
@@ -326,7 +370,7 @@ def training_batches(config: TrainConfig, rank: int, world_size: int, resume_ste
     images = training_stream(images, config.seed, rank, world_size, config.shuffle_buffer_size,
                              config.shuffle_input_shards, config.max_train_samples, resume_step)
     stream = FaceMaskStream(images, config.image_column, config.resolution, mask_source(config, "train"),
-                            config.seed, rank, resume_step)
+                            config.seed, rank, resume_step, face_part_mixing(config))
     loader = make_dataloader(stream, config.train_batch_size, config.dataloader_num_workers)
     return endless_batches(loader, stream)
 

@@ -100,10 +100,17 @@ def _dataset_description(config: dict[str, Any], is_hub_dataset: bool) -> str:
 
 def _mask_description(config: dict[str, Any]) -> str:
     if config.get("mask_dir"):
-        return (f"masks from the folder `{Path(config['mask_dir']).name}` (for the NVIDIA irregular mask set of Liu et "
-                "al. 2018: only the training masks, whose index is not a multiple of 10), randomly flipped, rotated, "
-                "shifted and dilated.")
-    return _MASK_KINDS[config["mask_kind"]]
+        description = (f"masks from the folder `{Path(config['mask_dir']).name}` (for the NVIDIA irregular mask set of "
+                       "Liu et al. 2018: only the training masks, whose index is not a multiple of 10), randomly "
+                       "flipped, rotated, shifted and dilated.")
+    else:
+        description = _MASK_KINDS[config["mask_kind"]]
+    share = config.get("face_part_share") or 0.0
+    if share:
+        description += (f" {share:.0%} of the holes were instead placed over a facial part from dlib's 68 landmarks "
+                        "(one eye, both eyes, eyes and brows, nose, mouth, or a thick stroke across them; random "
+                        "margins and jitter), for the images whose landmarks were found.")
+    return description
 
 
 def _loss_description(config: dict[str, Any]) -> str:

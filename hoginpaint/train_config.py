@@ -38,8 +38,9 @@ class TrainConfig:
                                         "ground-truth HOG; joint: G guided by the frozen G_H's prediction "
                                         "(needs --structure_model)")
     structure_model: str | None = option(None, "a trained structure generator (local folder or Hub id; a pipeline "
-                                                "or a generator folder): frozen guide of the joint stage, and carried "
-                                                "into the saved pipeline by the other stages")
+                                                "or a generator folder): fine-tuned by the structure stage, frozen "
+                                                "guide of the joint stage, carried into the saved pipeline by the "
+                                                "inpaint stage")
     inpaint_model: str | None = option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
                                               "a generator folder) to start G from (joint stage), or to carry into "
                                               "the saved pipeline (structure stage)")
@@ -116,6 +117,12 @@ class TrainConfig:
     mask_dir: str | None = option(None, "a folder of hole masks (the NVIDIA irregular set: training masks only, "
                                          "augmented); overrides --mask_kind")
     mask_kind: MaskKind = option("free_form", "generated masks to train with when --mask_dir is not given")
+    face_part_share: float = option(0.0, "share of the training holes placed over a facial part (one eye, both "
+                                          "eyes, eyes and brows, nose, mouth, or a thick stroke across them; "
+                                          "hoginpaint.mask_face_parts) from the --landmarks caches; images without "
+                                          "cached landmarks get the other holes")
+    landmarks: str | None = option(None, "landmark caches of the training images (comma-separated .npz files "
+                                         "written by scripts/cache_landmarks.py), for --face_part_share")
     dataloader_num_workers: int = option(2, "data loader worker processes per rank")
 
     # Optimisation
@@ -177,6 +184,11 @@ class TrainConfig:
                      "adversarial_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.face_part_share <= 1.0:
+            raise ValueError(f"--face_part_share must be in [0, 1], got {self.face_part_share}")
+        if self.face_part_share and not self.landmark_paths:
+            raise ValueError("--face_part_share places holes from cached landmarks: pass --landmarks (files written "
+                             "by python scripts/cache_landmarks.py --data_dir DATA --output PATH)")
         if self.validation_steps < -1:
             raise ValueError(f"--validation_steps must be >= -1, got {self.validation_steps}")
         multiple = math.lcm(4, self.pixels_per_cell)  # the encoder halves twice; HOG cells tile the image
@@ -219,6 +231,11 @@ class TrainConfig:
         if self.train_data_dir:
             return [part.strip() for part in self.train_data_dir.split(",") if part.strip()]
         return [self.dataset_name]
+
+    @property
+    def landmark_paths(self) -> list[str]:
+        """The comma-separated files of --landmarks."""
+        return [part.strip() for part in (self.landmarks or "").split(",") if part.strip()]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values of every field, the Hub token left out."""

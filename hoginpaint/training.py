@@ -64,7 +64,8 @@ class GANModels:
     """The networks of one run.
 
     `generator` / `discriminator` are trained. `structure_generator` is a frozen, trained G_H: the guide of the
-    joint stage, or (inpaint stage, from `--structure_model`) only carried into the saved pipeline.
+    joint stage, or (inpaint stage, from `--structure_model`) only carried into the saved pipeline; in the structure
+    stage a `--structure_model` is the `generator`, fine-tuned.
     `inpaint_generator` is a trained G the structure stage carries into the saved pipeline (`--inpaint_model`).
     `vgg` holds the perceptual / style features (None when those weights are 0).
     """
@@ -149,8 +150,11 @@ def build_models(config: TrainConfig) -> GANModels:
                              f"{config.prefill}; pass --prefill {loaded.prefill}")
 
     if config.stage == "structure":
-        generator: nn.Module = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
-                                                  hog_scale=config.hog_scale, prefill=config.prefill)
+        # A trained G_H (--structure_model) is fine-tuned; otherwise G_H starts fresh.
+        generator: nn.Module = (structure_generator.requires_grad_(True).train() if structure_generator is not None
+                                else StructureGenerator(width, config.residual_blocks,
+                                                        pixels_per_cell=config.pixels_per_cell,
+                                                        hog_scale=config.hog_scale, prefill=config.prefill))
         # D_H sees the HOG image and the grayscale face together, as EdgeConnect's edge discriminator.
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from hoginpaint.hog import HOGSettings
+from hoginpaint.hog import HOGSettings, hole_cells
 from hoginpaint.train_config import Stage
 from hoginpaint.training import GANModels, GuidanceKind, forward_stage
 
@@ -47,6 +47,17 @@ def identity_distance(prediction: torch.Tensor, target: torch.Tensor, side: int 
     return float(found.mean()) if len(found) else math.nan
 
 
+def hog_hole_errors(hog_pred: torch.Tensor, hog_input: torch.Tensor, hog_target: torch.Tensor, mask: torch.Tensor,
+                    settings: HOGSettings) -> dict[str, float]:
+    """Mean absolute error of scaled HOG images `(B, 1, H, W)` over the cells the hole can change: G_H's prediction
+    (``hog_hole_l1``) and what G_H was given there (``hog_hole_l1_input``: the pre-fill's HOG, or zeros) — the floor
+    that G_H must beat."""
+    cells = hole_cells(mask.to(hog_target.device), settings.pixels_per_cell).to(hog_target.dtype)
+    count = cells.sum().clamp(min=1)
+    return {"hog_hole_l1": float(((hog_pred - hog_target).abs() * cells).sum() / count),
+            "hog_hole_l1_input": float(((hog_input - hog_target).abs() * cells).sum() / count)}
+
+
 def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
     """Rows of images side by side: columns of `(B, 1|3, H, W)` → `(3, B·H, len(columns)·W)` in [0, 1]."""
     rgb = [column.float().clamp(0, 1).expand(-1, 3, -1, -1).cpu() for column in columns]
@@ -67,6 +78,8 @@ def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], se
     finally:
         generator.train(was_training)
     metrics = image_metrics(outputs.composited, outputs.target)
+    if stage == "structure":
+        metrics.update(hog_hole_errors(outputs.composited, outputs.guidance, outputs.target, batch["mask"], settings))
     if stage != "structure" and models.trainer.measures_identity:
         metrics["identity_distance"] = identity_distance(outputs.composited, outputs.target)
     grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])

@@ -469,3 +469,29 @@ def test_validation_metrics_of_one_channel_hog_images():
     values = validation.image_metrics(shifted, hog)
     mse = (shifted - hog).pow(2).flatten(1).mean(1)
     assert values["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=1e-4)
+
+
+def test_structure_validation_measures_the_hole_cells_against_the_input_hog():
+    from hoginpaint.hog import HOGSettings
+
+    settings = HOGSettings(pixels_per_cell=4)
+    target = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 5:7, 5:7] = 1  # inside cell (1, 1), which the HOG's gradient reaches from its neighbours too
+    given = target.clone()
+    given[..., 4:8, 4:8] = 0  # the input misses the hole's cell
+    errors = validation.hog_hole_errors(target, given, target, mask, settings)
+    assert errors["hog_hole_l1"] == 0.0
+    cells = (validation.hole_cells(mask, 4) > 0).float()
+    expected = float((target * cells)[..., 4:8, 4:8].sum() / cells.sum())
+    assert errors["hog_hole_l1_input"] == pytest.approx(expected, rel=1e-5) and expected > 0
+
+
+def test_structure_validation_reports_the_hog_hole_errors(accelerator):
+    config = _config(stage="structure")
+    models, _, _ = _prepared(accelerator, config)
+    image, mask = _batch(5)
+    metrics, _ = validation.validate("structure", dataclasses.replace(
+        models, generator=accelerator.unwrap_model(models.generator)), {"image": image, "mask": mask},
+        training.hog_settings(models, config))
+    assert metrics["hog_hole_l1"] > 0 and metrics["hog_hole_l1_input"] > 0
