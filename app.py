@@ -29,7 +29,7 @@ import spaces
 import torch
 from PIL import Image
 
-from hoginpaint import baselines, faces, masks
+from hoginpaint import faces, masks, methods
 from hoginpaint.imageio import MIN_IMAGE_SIDE, load_image, open_image_file
 
 ROOT = Path(__file__).resolve().parent
@@ -97,7 +97,7 @@ def load_method(name: str) -> tuple[object | None, str]:
         return None, f"**{TITLES[name]}**: no model; set `{MODEL_ENV[name]}` to a Hub id or a folder."
     repo, revision = (spec, None) if Path(spec).is_dir() or "@" not in spec else spec.rsplit("@", 1)
     try:
-        method = baselines.load(name, repo, revision=revision).to(DEVICE)
+        method = methods.load(name, repo, revision=revision).to(DEVICE)
     except Exception as error:  # noqa: BLE001 — any failure to load leaves the app up with the other methods
         return None, f"**{TITLES[name]}**: could not load `{spec}`: {error}"
     return method, f"**{TITLES[name]}**: `{shown_source(spec)}` ({method.resolution}x{method.resolution})."
@@ -113,7 +113,7 @@ def shown_source(spec: str) -> str:
 
 
 METHODS = {name: load_method(name) for name in ("hoginpaint", "deepfill")}
-METHODS["telea"] = (baselines.load("telea"), "**Telea**: OpenCV, no model.")
+METHODS["telea"] = (methods.load("telea"), "**Telea**: OpenCV, no model.")
 MODEL_STATUS = "  \n".join(status for _, status in METHODS.values())
 CROP_SIZE = getattr(METHODS["hoginpaint"][0], "resolution", 256)
 

@@ -47,29 +47,26 @@ from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from hoginpaint import hub
-from hoginpaint.checkpoints import (
+from hoginpaint.baselines.deepfill import DeepFillTraining
+from hoginpaint.hub.model_card import render_model_card
+from hoginpaint.training.checkpoints import (
     list_checkpoints,
     remove_incomplete_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
     state_hash,
 )
-from hoginpaint.data import training_batches, validation_data
-from hoginpaint.model_card import render_model_card
-from hoginpaint.train_config import TrainConfig, config_from_args
-from hoginpaint.training import (
-    GANModels,
-    TrainedModel,
-    build_models,
-    hog_settings,
-    make_optimizers,
-    train_step,
-    trained_model,
-    update_ema,
-)
-from hoginpaint.validation import validate
+from hoginpaint.training.data import training_batches, validation_data
+from hoginpaint.training.hog_model import HOGInpaintTraining, hog_settings
+from hoginpaint.training.options import TrainConfig, config_from_args
+from hoginpaint.training.trainer import make_optimizers, train_step, trained_model, update_ema
+from hoginpaint.training.types import GANModels, TrainableModel, TrainedModel
+from hoginpaint.training.validation import validate
 
 logger = get_logger(__name__, log_level="INFO")
+
+# The models this script trains, by --model: each builds its networks from the options (`TrainableModel.build`).
+MODELS: dict[str, type[TrainableModel]] = {"hoginpaint": HOGInpaintTraining, "deepfill": DeepFillTraining}
 
 EXIT_NONFINITE = 3
 EXIT_PUSH_FAILED = 4
@@ -91,6 +88,11 @@ class Progress:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return config_from_args(argv, description=__doc__.split("\n\n")[0])
+
+
+def build_models(config: TrainConfig) -> GANModels:
+    """The networks of the run: `--model`'s `TrainableModel.build`."""
+    return MODELS[config.model].build(config)
 
 
 def main(config: TrainConfig) -> dict[str, Any]:

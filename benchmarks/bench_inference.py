@@ -49,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from hoginpaint import baselines  # noqa: E402
+from hoginpaint import methods  # noqa: E402
 from hoginpaint.baselines.deepfill import DeepFillInpainter, generate  # noqa: E402
 from hoginpaint.pipeline import HOGInpaintPipeline  # noqa: E402
 from hoginpaint.stages import inpaint_stage, masked_hog, structure_stage  # noqa: E402
@@ -182,7 +182,7 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
     pipeline = HOGInpaintPipeline.from_config(args.base_channels, args.residual_blocks, resolution).to(
         device, memory_format=layout)
     deepfill = DeepFillInpainter.from_config(args.deepfill_base, resolution).to(device, memory_format=layout)
-    telea = baselines.load("telea")
+    telea = methods.load("telea")
     model_image = faces(resolution).to(device)
     model_mask = eyes_and_nose(resolution).to(device)
 

@@ -30,7 +30,7 @@ def load_faces(dataset: str, count: int, size: int) -> torch.Tensor:
     import pyarrow.parquet as pq
     from PIL import Image
 
-    from hoginpaint.data import center_crop_resize
+    from hoginpaint.training.data import center_crop_resize
 
     table = pq.read_table(SHARED / dataset / "validation-00000-of-00001.parquet", columns=["image"]).slice(0, count)
     faces = [center_crop_resize(Image.open(io.BytesIO(row["bytes"])).convert("RGB"), size)

@@ -6,9 +6,9 @@
 
 Configurations: ``paper`` (256 px, base 64, 8 residual blocks, the paper's networks) and ``small`` (64 px, base 8,
 one block: the tests' size). A step is what `train_accelerate.py` runs: generator forward, discriminator step,
-generator step (`hoginpaint.training.train_step`) under Accelerate on one process, with batched HOG targets on the
+generator step (`hoginpaint.trainer.train_step`) under Accelerate on one process, with batched HOG targets on the
 device. The inpaint and joint stages include the VGG-16 perceptual and style terms, with random VGG weights (speed
-only). The data path is `hoginpaint.data.FaceMaskStream` in the calling process: parquet read, JPEG decode, crop,
+only). The data path is `hoginpaint.training.data.FaceMaskStream` in the calling process: parquet read, JPEG decode, crop,
 bicubic resize and one mask per image, i.e. the rate of one loader worker. Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -47,7 +47,8 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from hoginpaint import training
+    from hoginpaint.training import hog_model, options, trainer
+    from train_accelerate import build_models
     from hoginpaint.losses import VGG16Features
     from hoginpaint.networks import StructureGenerator
 
@@ -63,26 +64,26 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
                "joint": dict(stage="joint", structure_model=str(guide)),
                "deepfill": dict(model="deepfill", stage="inpaint", base_channels=None)}[stage]
     losses = {"vgg_weights": str(vgg)} if vgg_losses else {"perceptual_weight": 0.0, "style_weight": 0.0}
-    config = training.TrainConfig(**{**size, "train_batch_size": batch_size, **losses, **options,
+    config = options.TrainConfig(**{**size, "train_batch_size": batch_size, **losses, **options,
                                      "mixed_precision": mixed_precision, "prefill": prefill})
 
     AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
-    models = training.build_models(config)
-    g_opt, d_opt = training.make_optimizers(models, config)
+    models = build_models(config)
+    g_opt, d_opt = trainer.make_optimizers(models, config)
     generator, discriminator, g_opt, d_opt = accelerator.prepare(models.generator, models.discriminator, g_opt, d_opt)
     models = dataclasses.replace(
         models, generator=generator, discriminator=discriminator,
         **{name: getattr(models, name).to(accelerator.device)
            for name in ("structure_generator", "vgg") if getattr(models, name) is not None})
-    settings = training.hog_settings(models, config)
+    settings = hog_model.hog_settings(models, config)
     resolution = config.resolution
     image = torch.rand(batch_size, 3, resolution, resolution, device=accelerator.device)
     mask = torch.zeros(batch_size, 1, resolution, resolution, device=accelerator.device)
     mask[..., resolution // 4: resolution // 2, resolution // 3: 2 * resolution // 3] = 1
 
     def step() -> None:
-        result = training.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage,
+        result = trainer.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage,
                                      config.loss_weights(), settings)
         assert result.finite
 
@@ -97,7 +98,7 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
 
 def bench_data(faces_dir: Path, mask_dir: Path | None, resolution: int, images: int) -> float:
     """Images per second through `FaceMaskStream` in this process (one loader worker's rate)."""
-    from hoginpaint import data
+    from hoginpaint.training import data
     from hoginpaint.masks import FolderMasks, make_mask_source
 
     masks = FolderMasks(mask_dir, split="train", augment=True) if mask_dir else make_mask_source("free_form")

@@ -1,6 +1,6 @@
 """Command-line options generated from dataclasses: the one place that turns a config dataclass into argparse.
 
-Each configurable thing (`hoginpaint.training.TrainConfig`, `hoginpaint.evaluate.EvalConfig`, the CLI's
+Each configurable thing (`hoginpaint.training.TrainConfig`, `hoginpaint.evaluation.run.EvalConfig`, the CLI's
 `InpaintOptions`) is a dataclass whose fields carry their default and help text (`option`); `add_options` gives
 every field one ``--field_name`` flag, and `parse_config` parses and validates (the dataclass's `__post_init__`
 raises ValueError; the parser turns it into its usage message and exit status 2).

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hoginpaint.mask_input import to_mask_tensor
+from hoginpaint.masks.user_input import to_mask_tensor
 from hoginpaint.pixel_values import to_unit_range
 from hoginpaint.prefill import correction_ramp
 
@@ -107,7 +107,7 @@ def load_images(images: ImageLike | Sequence[ImageLike]) -> list[torch.Tensor]:
 def load_mask(mask: ImageLike, from_alpha: bool = False) -> torch.Tensor:
     """One mask of any supported kind → float `(1, H, W)` in {0, 1}, 1 = hole (white in an image file).
 
-    A path is opened like an image (EXIF orientation applied); the rest is `hoginpaint.mask_input.to_mask_tensor`'s
+    A path is opened like an image (EXIF orientation applied); the rest is `hoginpaint.masks.user_input.to_mask_tensor`'s
     reading: luminance above 0.5 is a hole, or opacity with `from_alpha=True` (a brush layer on transparency).
     """
     if isinstance(mask, (str, Path)):

@@ -1,6 +1,6 @@
 """Pixel values as users hand them → float32 in [0, 1]: the one reading of dtypes, for images and masks alike.
 
-`hoginpaint.imageio` (images) and `hoginpaint.mask_input` (masks) read every user array and tensor through
+`hoginpaint.imageio` (images) and `hoginpaint.masks.user_input` (masks) read every user array and tensor through
 `to_unit_range`, so a dtype means the same in both: bool is 0/1, uint8 is divided by 255, floats must already be
 finite and in [0, 1]. Only wider integers differ, because a photo and a mask use them for different things: an
 image's uint16 is 16-bit data (divided by 65535; other integer types are refused), a mask's integers are labels

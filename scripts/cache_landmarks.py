@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hoginpaint.data import load_image_dataset  # noqa: E402
-from hoginpaint.landmark_cache import build_landmark_cache  # noqa: E402
+from hoginpaint.training.data import load_image_dataset  # noqa: E402
+from hoginpaint.training.landmarks import build_landmark_cache  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

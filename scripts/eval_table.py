@@ -1,10 +1,10 @@
-"""One markdown table from several `python -m hoginpaint.evaluate` runs over the same faces and holes.
+"""One markdown table from several `python -m hoginpaint.evaluation` runs over the same faces and holes.
 
     python scripts/eval_table.py --title "CelebA test partition" \
         runs/eval/hoginpaint-celeba/metrics.json runs/eval/baselines-celeba/metrics.json
 
 Runs made with the same `--dataset`, `--split`, `--max_samples`, `--seed`, `--mask_dir` and `--feature_masks` see
-exactly the same (face, mask) pairs (the pairing is seeded; `hoginpaint.evaluate`), so methods evaluated in
+exactly the same (face, mask) pairs (the pairing is seeded; `hoginpaint.evaluation.run`), so methods evaluated in
 separate runs can share a table; this script refuses runs whose settings differ. Per mask set: PSNR, SSIM and dlib
 identity distance of every method, the best in bold, and whether the first method beats every other one.
 `PATH:telea,biharmonic` takes only those methods of a run (e.g. to leave out an older model evaluated under the

@@ -1,4 +1,4 @@
-"""Measure how the Space frames damaged photos (`hoginpaint.face_framing.frame`): faces found under large holes, and
+"""Measure how the Space frames damaged photos (`hoginpaint.faces.framing.frame`): faces found under large holes, and
 faces invented where there is none.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/framing_study.py --num_faces 30   # ~4 CPU-minutes

@@ -184,7 +184,7 @@ def environment() -> dict[str, Any]:
 def preflight() -> str | None:
     """Why training cannot start here (an import that fails, e.g. a package the device image lacks), or None."""
     try:
-        import hoginpaint.data  # noqa: F401  (datasets)
+        import hoginpaint.training.data  # noqa: F401  (datasets)
         import hoginpaint.pipeline  # noqa: F401
         import hoginpaint.training  # noqa: F401
     except Exception as error:  # noqa: BLE001  (any failure here is reported in lease.json, not raised)
@@ -270,7 +270,7 @@ def bundle(lease: Lease) -> bool:
     joint, inpaint that finished. Returns whether both generators came back trained."""
     from hoginpaint import HOGInpaintPipeline
     from hoginpaint.networks import InpaintGenerator, StructureGenerator
-    from hoginpaint.training import load_generator
+    from hoginpaint.training.hog_model import load_generator
 
     g_source = next((stage for stage in ("joint", "inpaint", "structure") if finished(lease, stage)), None)
     if g_source is None:

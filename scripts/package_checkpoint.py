@@ -8,7 +8,7 @@ The last run named for each model holds the exported pipeline (`model_index.json
 `training_summary.json` goes into the card's history. Weights are copied as they are (float32 safetensors), or with
 `--fp16` stored as float16 (half the size; they load into the float32 networks, and the script prints the largest
 change of a pipeline output on a test image, so the cost in quality is seen before it is shipped). The
-`metrics.json` files of `python -m hoginpaint.evaluate` fill the card's
+`metrics.json` files of `python -m hoginpaint.evaluation` fill the card's
 evaluation table for the methods and mask sets it holds.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hoginpaint.model_card import render_model_card  # noqa: E402
+from hoginpaint.hub.model_card import render_model_card  # noqa: E402
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "l1": "L1", "identity_distance": "identity distance",
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--deepfill", nargs="+", default=None,
                         help="run folders, the exported inpainter last (default: leave checkpoints/deepfill as it is)")
     parser.add_argument("--evaluation", type=Path, nargs="*", default=[],
-                        help="metrics.json files of python -m hoginpaint.evaluate")
+                        help="metrics.json files of python -m hoginpaint.evaluation")
     parser.add_argument("--notes", default="", help="how the models were made (hardware, budget)")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
     args = parser.parse_args()

@@ -13,7 +13,7 @@ the mouth, and dlib's identity distance in every row: a setting that smooths the
 (it did: `docs/correction_lowpass.md`), so choose with identity measured.
 
 The default development set is UTKFace *training* photos from position 20,000 on with NVIDIA *training* masks:
-neither is in the evaluation (`python -m hoginpaint.evaluate` uses the validation splits and the masks whose index
+neither is in the evaluation (`python -m hoginpaint.evaluation` uses the validation splits and the masks whose index
 is divisible by 10), so choosing the ramp here tunes nothing to the evaluation.
 """
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 
 from hoginpaint import metrics
-from hoginpaint.data import center_crop_resize, decode_image, load_image_dataset
-from hoginpaint.evaluate import EvalConfig, analyse_faces, feature_mask_sets, nvidia_mask_sets
+from hoginpaint.training.data import center_crop_resize, decode_image, load_image_dataset
+from hoginpaint.evaluation.run import EvalConfig, analyse_faces, feature_mask_sets, nvidia_mask_sets
 from hoginpaint.imageio import to_pil
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import prefill_around_hole
-from hoginpaint.validation import image_grid
+from hoginpaint.training.validation import image_grid
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from hoginpaint import metrics
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
-from hoginpaint.mask_shapes import RectangleMasks
+from hoginpaint.masks.shapes import RectangleMasks
 from hoginpaint.pipeline import HOGInpaintPipeline
 from hoginpaint.prefill import prefill_around_hole
 from tests.conftest import load_validation_faces, pil_to_tensor

@@ -25,7 +25,7 @@ from PIL import Image
 import train_accelerate
 from hoginpaint.losses import VGG16Features
 from hoginpaint.pipeline import HOGInpaintPipeline
-from hoginpaint.checkpoints import state_hash
+from hoginpaint.training.checkpoints import state_hash
 from tests.conftest import load_validation_faces
 from tests.hub_server import HubServer
 

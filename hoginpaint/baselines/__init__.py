@@ -34,12 +34,3 @@ class BaselineOutput:
     result_tensor: torch.Tensor | None = None
     mask_tensor: torch.Tensor | None = None
 
-
-def __getattr__(name: str):
-    # The registry of methods moved to `hoginpaint.methods` (it serves the project's own method too); these names
-    # stay importable from here for code written against the earlier layout.
-    if name in ("load", "available_methods", "MethodName", "CLASSICAL_METHODS"):
-        from hoginpaint import methods
-
-        return getattr(methods, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,13 +23,13 @@ Public pieces: `DeepFillV2Generator` and `SNPatchDiscriminator` (networks); `gen
 HOG pipeline's call and Hub layout). `hoginpaint.baselines.convert_deepfill` converts the published PyTorch weights.
 
 One file of ~500 lines on purpose: the whole baseline — networks (~300 lines of it), inference wrapper (~50) and the
-trainer's `DeepFillTraining` (~100) — is in one place, where issue #13 put it, so that no module of the HOG model
-names DeepFill's pieces and a reader of the baseline needs no other file.
+trainer's `DeepFillTraining` (~100) — is in one place, so that no module of the HOG model names DeepFill's pieces
+and a reader of the baseline needs no other file.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +41,21 @@ from hoginpaint.baselines import BaselineOutput
 from hoginpaint.inference import Inpainter, ModelRun
 from hoginpaint.hog import HOGSettings
 from hoginpaint.losses import LossWeights, hinge_discriminator_loss, hinge_generator_loss, l1_loss
-from hoginpaint.training import (
+from hoginpaint.training.types import (
     GANModels,
     GuidanceKind,
     Stage,
     StageOutputs,
-    TrainConfig,
     TrainedModel,
     detached_copy,
     show_masked,
 )
+
+if TYPE_CHECKING:
+    from hoginpaint.training.options import TrainConfig
+
+DEEPFILL_GENERATOR_WIDTH = 48  # the official cnum
+DEEPFILL_DISCRIMINATOR_WIDTH = 64
 
 # The attention layer matches patches at 1/8 of the input: two stride-2 convolutions, then its own rate 2.
 SIZE_MULTIPLE = 8
@@ -505,6 +510,14 @@ class DeepFillTraining:
         terms = generator_loss(discriminator, outputs.target, mask, outputs.output)
         terms["total"] = terms.pop("generator")
         return terms
+
+    @staticmethod
+    def build(config: TrainConfig) -> GANModels:
+        """A fresh generator (`--base_channels`, default the official cnum 48) and discriminator (default 64)."""
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        generator = DeepFillV2Generator(config.base_channels or DEEPFILL_GENERATOR_WIDTH)
+        return GANModels(DeepFillTraining(), generator,
+                         SNPatchDiscriminator(config.base_channels or DEEPFILL_DISCRIMINATOR_WIDTH))
 
     def export(self, config: TrainConfig, models: GANModels, generator: DeepFillV2Generator) -> TrainedModel:
         return TrainedModel(DeepFillInpainter(detached_copy(generator), resolution=config.resolution))
