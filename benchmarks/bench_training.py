@@ -47,7 +47,8 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from hoginpaint.training import hog_model, options, trainer
+    from hoginpaint.training import hog_model, trainer
+    from hoginpaint.training.options import TrainConfig
     from train_accelerate import build_models
     from hoginpaint.losses import VGG16Features
     from hoginpaint.networks import StructureGenerator
@@ -64,7 +65,7 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
                "joint": dict(stage="joint", structure_model=str(guide)),
                "deepfill": dict(model="deepfill", stage="inpaint", base_channels=None)}[stage]
     losses = {"vgg_weights": str(vgg)} if vgg_losses else {"perceptual_weight": 0.0, "style_weight": 0.0}
-    config = options.TrainConfig(**{**size, "train_batch_size": batch_size, **losses, **options,
+    config = TrainConfig(**{**size, "train_batch_size": batch_size, **losses, **options,
                                      "mixed_precision": mixed_precision, "prefill": prefill})
 
     AcceleratorState._reset_state(reset_partial_state=True)

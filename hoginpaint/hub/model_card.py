@@ -11,7 +11,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_card.md"
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "model_card.md"
 TAGS = ["image-inpainting", "face", "gan", "hog"]
 
 _MASK_KINDS = {
