@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from hoginpaint import hub
@@ -105,6 +105,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(output_dir),
                                             logging_dir=str(output_dir / config.logging_dir)),
+        # The local hole critic runs in a forward pass of its own, which leaves the 70x70 critic's weights unused.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.hole_adversarial_weight > 0)],
     )
     # Our messages at INFO; the libraries' (accelerate logs every file it saves) at WARNING.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)

@@ -39,6 +39,8 @@ class LossWeights:
     feature_matching: float = 0.0
     l1_hole: float = 1.0  # relative weight of hole pixels in the L1 terms (1: the paper's plain mean)
     grid: float = 0.0  # inpainting stage: weight of `grid_loss` (off in the paper)
+    hog: float = 0.0  # inpainting stage: weight of `hog_loss`, the hole cells' orientation histograms (off in the paper)
+    hole_adversarial: float = 0.0  # inpainting stage: weight of the local critic's term over the hole (off in the paper)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -104,6 +106,23 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating GAN loss of the generator, `softplus(-fake)` = `BCE(sigmoid(fake), 1)`, averaged."""
     return F.softplus(-fake_logits).mean()
+
+
+def hole_patches(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """1 on the logits of `logits` `(B, 1, h, w)` whose window overlaps the hole of `mask` `(B, 1, H, W)`, else 0."""
+    return (F.adaptive_max_pool2d(mask.to(logits.dtype), logits.shape[-2:]) > 0).to(logits.dtype)
+
+
+def masked_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                              weight: torch.Tensor) -> torch.Tensor:
+    """`discriminator_loss` averaged over the patches where `weight` `(B, 1, h, w)` is 1 (0 where there are none)."""
+    count = weight.sum().clamp(min=1)
+    return ((F.softplus(-real_logits) * weight).sum() + (F.softplus(fake_logits) * weight).sum()) / (2 * count)
+
+
+def masked_generator_adversarial_loss(fake_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`generator_adversarial_loss` averaged over the patches where `weight` `(B, 1, h, w)` is 1."""
+    return (F.softplus(-fake_logits) * weight).sum() / weight.sum().clamp(min=1)
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -189,6 +208,58 @@ def grid_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, peri
     if not bool(counted.any()):
         return pred.sum() * 0  # keeps the graph for backward
     return deviation[counted].mean()
+
+
+HOG_LOSS_CELL = 4  # pixels per cell of `hog_loss` (the shipped 128-px model's HOG cell)
+HOG_LOSS_ORIENTATIONS = 9
+_HOG_LOSS_SHARPNESS = 4  # power of the clipped cosine that spreads a pixel's vote over neighbouring bins
+_GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)  # skimage's rgb2gray, as hoginpaint.hog
+
+
+def soft_orientation_histograms(gray: torch.Tensor, pixels_per_cell: int = HOG_LOSS_CELL,
+                                orientations: int = HOG_LOSS_ORIENTATIONS) -> torch.Tensor:
+    """Differentiable HOG cell histograms of `gray` `(B, 1, H, W)` → `(B, orientations, H / p, W / p)`.
+
+    As `hoginpaint.hog.hog_histograms` (central differences, unsigned orientations in [0, 180), votes weighted by the
+    gradient magnitude, averaged over the cell), except that a pixel votes into every bin with the weight
+    ``max(0, cos 2(θ - φ_bin)) ** 4`` instead of into one bin, so that the histogram is a smooth function of the
+    pixels. The orientation enters only through ``cos 2θ`` and ``sin 2θ``, written from the gradients without atan2,
+    so that a flat region has a finite gradient.
+    """
+    g_row = F.pad(gray[:, :, 2:, :] - gray[:, :, :-2, :], (0, 0, 1, 1))
+    g_col = F.pad(gray[:, :, :, 2:] - gray[:, :, :, :-2], (1, 1, 0, 0))
+    squared = g_row.square() + g_col.square() + 1e-12
+    magnitude = squared.sqrt()  # (B, 1, H, W)
+    cos_2theta, sin_2theta = (g_col.square() - g_row.square()) / squared, 2 * g_row * g_col / squared
+    centres = (torch.arange(orientations, device=gray.device, dtype=gray.dtype) + 0.5) * (math.pi / orientations)
+    cosine = (cos_2theta * torch.cos(2 * centres).view(1, -1, 1, 1)
+              + sin_2theta * torch.sin(2 * centres).view(1, -1, 1, 1))  # (B, orientations, H, W)
+    votes = magnitude * cosine.clamp(min=0) ** _HOG_LOSS_SHARPNESS
+    return F.avg_pool2d(votes, pixels_per_cell)
+
+
+def hog_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+             pixels_per_cell: int = HOG_LOSS_CELL, orientations: int = HOG_LOSS_ORIENTATIONS) -> torch.Tensor:
+    """The hole's structure in the paper's own feature: the mean absolute difference of the luminance's orientation
+    histograms (`soft_orientation_histograms`) over the cells that hold a hole pixel. It is zero for a fill with the
+    target's edges and large for a flat one, however close its mean colour (which is all L1 rewards in a hole
+    whose detail cannot be predicted exactly). `pred`, `target` `(B, 3, H, W)` in [0, 1] (the composited output:
+    the cells on the hole's rim compare their known pixels too); `mask` `(B, 1, H, W)`, 1 = hole; H and W
+    multiples of `pixels_per_cell`. 0 where there is no hole.
+    """
+    _check_same_shape(pred=pred, target=target)
+    _check_mask(mask, pred)
+    if pred.shape[1] != 3 or pred.shape[2] % pixels_per_cell or pred.shape[3] % pixels_per_cell:
+        raise ValueError(f"hog_loss takes RGB images (B, 3, H, W) with H and W multiples of {pixels_per_cell}, got "
+                         f"{tuple(pred.shape)}")
+    weights = torch.tensor(_GRAY_WEIGHTS, device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
+    histograms = [soft_orientation_histograms((images * weights).sum(1, keepdim=True), pixels_per_cell, orientations)
+                  for images in (pred, target)]
+    cells = F.max_pool2d(mask.to(pred.dtype), pixels_per_cell)  # (B, 1, H / p, W / p): 1 on cells with a hole pixel
+    count = cells.sum() * orientations
+    if not bool(count > 0):
+        return pred.sum() * 0  # keeps the graph for backward
+    return ((histograms[0] - histograms[1]).abs() * cells).sum() / count
 
 
 # ---------------------------------------------------------------------------------------------------------------------

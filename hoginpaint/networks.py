@@ -351,3 +351,34 @@ class PatchDiscriminator(nn.Module):
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(parameter.numel() for parameter in self.parameters())
+
+
+class HoleDiscriminator(nn.Module):
+    """The 70x70 PatchGAN and a local 16x16 one that judges the hole at the image's full resolution.
+
+    `forward(x)` is the 70x70 PatchGAN's (`(logits, features)`), so this stands in for a `PatchDiscriminator`;
+    `forward(x, local=True)` gives the local critic's logits `(B, 1, H/2 - 3, W/2 - 3)`: three 4x4 convs (base
+    channels stride 2, 2·base stride 1, 1 stride 1; LeakyReLU 0.2; spectral norm), each logit seeing a 16x16 window,
+    about an eye's width in a 128-px face. The losses (`hoginpaint.training.hog_model`) count its logits over the hole
+    only, so it rewards detail where the 70x70 critic, which sees the whole face at once, cannot tell a blank eye
+    from a drawn one.
+    """
+
+    def __init__(self, in_channels: int, base_channels: int = 64, use_spectral_norm: bool = True) -> None:
+        super().__init__()
+        self.whole = PatchDiscriminator(in_channels, base_channels, use_spectral_norm)
+        sn = use_spectral_norm
+        self.local = nn.Sequential(
+            _conv(in_channels, base_channels, 4, stride=2, padding=1, bias=not sn, use_spectral_norm=sn),
+            nn.LeakyReLU(0.2),
+            _conv(base_channels, 2 * base_channels, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
+            nn.LeakyReLU(0.2),
+            _conv(2 * base_channels, 1, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
+        )
+
+    def forward(self, x: torch.Tensor, local: bool = False):
+        """`(B, in_channels, H, W)` → the 70x70 critic's `(logits, features)`, or with `local` its own logits."""
+        if not local:
+            return self.whole(x)
+        _check_images({"x": (x, self.whole.in_channels)}, min_side=MIN_DISCRIMINATOR_SIDE, multiple=1)
+        return self.local(x)  # (B, 1, H/2 - 3, W/2 - 3)

@@ -370,3 +370,74 @@ def test_load_vgg16_features_from_a_prefilled_offline_cache(tmp_path: Path) -> N
         """, tmp_path / "hf-home")
     assert result.returncode == 0, result.stderr
     assert "LOADED 16" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# HOG loss
+
+
+def _textured(seed: int = 0, size: int = 32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(2, 3, size // 4, size // 4, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_soft_histograms_follow_the_hard_ones():
+    from hoginpaint.hog import hog_histograms, to_gray
+    from hoginpaint.losses import soft_orientation_histograms
+
+    gray = to_gray(_textured(1, 64))
+    soft = soft_orientation_histograms(gray, pixels_per_cell=4)
+    hard = hog_histograms(gray, orientations=9, pixels_per_cell=4)
+    assert soft.shape == hard.shape == (2, 9, 16, 16)
+    # the same votes, spread over neighbouring bins: per-cell totals scale together and the bins correlate
+    correlation = torch.corrcoef(torch.stack([soft.flatten(), hard.flatten()]))[0, 1]
+    assert correlation > 0.8
+    # a vertical edge votes into the bins around 0 degrees (horizontal gradient), none at 90
+    edge = torch.zeros(1, 1, 8, 8)
+    edge[..., 4:] = 1
+    histogram = soft_orientation_histograms(edge, pixels_per_cell=8)[0, :, 0, 0]
+    assert histogram[0] > 0 and histogram[-1] > 0 and histogram[4] == 0
+
+
+def test_hog_loss_is_zero_for_the_target_and_large_for_a_flat_fill():
+    from hoginpaint.losses import hog_loss
+
+    target = _textured()
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    assert hog_loss(target, target, mask) == 0
+    flat = target * (1 - mask) + mask * (target * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True)
+    noisy = (target + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    noisy = target * (1 - mask) + noisy * mask
+    # the flat fill is nearer in L1 than a noisy copy of the truth would be far, but far in HOG
+    assert hog_loss(flat, target, mask) > 3 * hog_loss(target * (1 - mask) + (target * 0.98 + 0.01) * mask,
+                                                        target, mask)
+    assert hog_loss(noisy, target, mask) > 0
+    # cells away from the hole do not count
+    changed = target.clone()
+    changed[..., :4, :4] = 0
+    assert hog_loss(changed, target, mask) == 0
+    assert hog_loss(target, target, torch.zeros_like(mask)) == 0
+
+
+def test_hog_loss_gradient_is_finite_on_flat_regions_and_pulls_towards_the_target():
+    from hoginpaint.losses import hog_loss
+
+    target = _textured(2)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 4:20, 4:20] = 1
+    fill = torch.full_like(target, 0.5).requires_grad_(True)
+    loss = hog_loss(target * (1 - mask) + fill * mask, target, mask)
+    loss.backward()
+    assert torch.isfinite(fill.grad).all() and fill.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="multiples of 4"):
+        hog_loss(torch.zeros(1, 3, 30, 30), torch.zeros(1, 3, 30, 30), torch.zeros(1, 1, 30, 30))
+
+
+def test_hog_loss_weight_adds_a_term_to_the_inpainting_loss():
+    from hoginpaint.losses import LossWeights
+
+    assert LossWeights().hog == 0
+    with pytest.raises(ValueError, match="hog"):
+        LossWeights(hog=-1)

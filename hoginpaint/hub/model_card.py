@@ -124,6 +124,8 @@ def _loss_description(config: dict[str, Any]) -> str:
     terms["feature matching"] = config["feature_matching_weight"]
     if config["stage"] != "structure":
         terms["grid (4-pixel periodic error)"] = config.get("grid_weight", 0.0)
+        terms["HOG (hole cells' orientation histograms)"] = config.get("hog_loss_weight", 0.0)
+        terms["local hole critic (16x16 PatchGAN)"] = config.get("hole_adversarial_weight", 0.0)
     described = ", ".join(f"{name} {weight:g}" for name, weight in terms.items() if weight > 0)
     extras = []
     if config.get("l1_hole_weight", 1.0) != 1.0:

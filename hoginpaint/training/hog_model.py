@@ -17,7 +17,7 @@ from torch import nn
 from hoginpaint import losses
 from hoginpaint.hog import HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
-from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, StructureGenerator
+from hoginpaint.networks import HoleDiscriminator, InpaintGenerator, PatchDiscriminator, StructureGenerator
 from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
 from hoginpaint.training.options import TrainConfig
 from hoginpaint.training.types import (
@@ -97,7 +97,9 @@ def build_hog_models(config: TrainConfig) -> GANModels:
     # a loaded G is fine-tuned under this run's ramp and low-pass
     generator.correction_ramp, generator.correction_lowpass = config.correction_ramp, config.correction_lowpass
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
-    return GANModels(HOGInpaintTraining(), generator, PatchDiscriminator(in_channels=3, base_channels=width),
+    # With --hole_adversarial_weight, D adds a local critic of the hole (HoleDiscriminator).
+    discriminator_class = HoleDiscriminator if config.hole_adversarial_weight > 0 else PatchDiscriminator
+    return GANModels(HOGInpaintTraining(), generator, discriminator_class(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
 
 
@@ -153,11 +155,22 @@ def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torc
                         guidance=guidance, composited=composited)
 
 
+def has_hole_critic(discriminator: nn.Module) -> bool:
+    """Whether `discriminator` (or the module a DDP wrapper holds) has the local hole critic."""
+    return isinstance(getattr(discriminator, "module", discriminator), HoleDiscriminator)
+
+
 def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: torch.Tensor) -> torch.Tensor:
-    """The HOG-guided GAN's discriminator loss on real inputs and detached fakes, in one forward pass."""
+    """The HOG-guided GAN's discriminator loss on real inputs and detached fakes, in one forward pass; with a
+    `HoleDiscriminator`, plus its local critic's loss over the hole (target against the detached composited output)."""
     logits, _ = discriminator(torch.cat([outputs.real, outputs.fake.detach()]))  # (2B, 1, h, w)
     real_logits, fake_logits = logits.chunk(2)
-    return losses.discriminator_loss(real_logits, fake_logits)
+    loss = losses.discriminator_loss(real_logits, fake_logits)
+    if has_hole_critic(discriminator):
+        local = discriminator(torch.cat([outputs.target, outputs.composited.detach()]), local=True)
+        real_local, fake_local = local.chunk(2)
+        loss = loss + losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
+    return loss
 
 
 def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, discriminator: nn.Module,
@@ -182,6 +195,12 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
             list(real_features), list(fake_features))
     if not structure and weights.grid > 0:
         terms["grid"] = weights.grid * losses.grid_loss(outputs.prediction, outputs.target, mask)
+    if not structure and weights.hole_adversarial > 0 and has_hole_critic(discriminator):
+        local = discriminator(outputs.composited, local=True)
+        terms["hole_adversarial"] = weights.hole_adversarial * losses.masked_generator_adversarial_loss(
+            local, losses.hole_patches(mask, local))
+    if not structure and weights.hog > 0:
+        terms["hog"] = weights.hog * losses.hog_loss(outputs.composited, outputs.target, mask)
     if not structure and vgg is not None:
         with torch.no_grad():
             target_features = vgg(outputs.target)

@@ -87,6 +87,14 @@ class TrainConfig:
     grid_weight: float = option(_PAPER_WEIGHTS.grid, "inpaint/joint stage: weight of the loss on the hole's error "
                                                      "that repeats every 4 pixels in phase (losses.grid_loss; the "
                                                      "stripes of large holes; off in the paper; docs/grid_loss.md)")
+    hog_loss_weight: float = option(_PAPER_WEIGHTS.hog, "inpaint/joint stage: weight of the loss on the hole cells' "
+                                                        "orientation histograms (losses.hog_loss: the paper's own "
+                                                        "structure feature, which a flat fill cannot satisfy; off in "
+                                                        "the paper)")
+    hole_adversarial_weight: float = option(_PAPER_WEIGHTS.hole_adversarial,
+                                            "inpaint/joint stage: weight of a local 16x16 critic's adversarial term "
+                                            "over the hole (networks.HoleDiscriminator, trained beside the 70x70 "
+                                            "PatchGAN; 0: off, the paper)")
     adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
@@ -216,6 +224,8 @@ class TrainConfig:
             feature_matching=self.feature_matching_weight,
             l1_hole=self.l1_hole_weight,
             grid=self.grid_weight,
+            hog=self.hog_loss_weight,
+            hole_adversarial=self.hole_adversarial_weight,
         )
 
     @property

@@ -443,6 +443,25 @@ def test_the_grid_term_is_weighted_in_the_inpaint_stages_and_absent_in_the_struc
     assert "grid" not in structure_terms and "grid" not in unweighted
 
 
+def test_the_hog_term_compares_the_composited_output_in_the_inpaint_stages_only():
+    torch.manual_seed(0)
+    discriminator = PatchDiscriminator(in_channels=3, base_channels=8)
+    target = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:48, 16:48] = 1
+    composited = target * (1 - mask) + 0.5 * mask  # a flat fill
+    outputs = types.StageOutputs(real=target, fake=composited, prediction=composited, target=target,
+                                 masked=target, guidance=mask, composited=composited)
+    weights = losses.LossWeights(perceptual=0.0, style=0.0, hog=20.0)
+    with trainer.frozen(discriminator):
+        terms = hog_model.generator_losses("joint", outputs, mask, discriminator, None, weights)
+        structure_terms = hog_model.generator_losses("structure", outputs, mask, discriminator, None, weights)
+    assert torch.allclose(terms["hog"], 20 * losses.hog_loss(composited, target, mask)) and terms["hog"] > 0
+    assert torch.allclose(terms["total"], terms["l1"] + terms["adversarial"] + terms["hog"])
+    assert "hog" not in structure_terms
+    assert options.TrainConfig(hog_loss_weight=20.0).loss_weights().hog == 20.0
+
+
 def test_ema_update_warms_up_then_follows_the_decay():
     model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     with torch.no_grad():
@@ -498,3 +517,38 @@ def test_structure_validation_reports_the_hog_hole_errors(accelerator):
         models, generator=accelerator.unwrap_model(models.generator)), {"image": image, "mask": mask},
         hog_model.hog_settings(models, config))
     assert metrics["hog_hole_l1"] > 0 and metrics["hog_hole_l1_input"] > 0
+
+
+def test_the_local_hole_critic_trains_beside_the_patchgan_and_counts_the_hole_only():
+    from hoginpaint.networks import HoleDiscriminator
+
+    torch.manual_seed(0)
+    critic = HoleDiscriminator(in_channels=3, base_channels=8).eval()  # spectral norm: no power step per call
+    target = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:32, 16:32] = 1
+    composited = target * (1 - mask) + 0.5 * mask
+    outputs = types.StageOutputs(real=target, fake=composited, prediction=composited, target=target,
+                                 masked=target, guidance=mask, composited=composited)
+    whole_only = hog_model.discriminator_loss(critic.whole, outputs, mask)
+    both = hog_model.discriminator_loss(critic, outputs, mask)
+    local = critic(torch.cat([target, composited]), local=True)
+    weight = losses.hole_patches(mask, local[:2])
+    assert 0 < weight.mean() < 0.5  # only the patches over the hole count
+    expected = losses.masked_discriminator_loss(local[:2], local[2:], weight)
+    assert torch.allclose(both, whole_only + expected)
+    # a change outside every counted window leaves the local term unchanged
+    far = composited.clone()
+    far[..., 56:, 56:] = 0
+    shifted = critic(torch.cat([target, far]), local=True)
+    assert torch.allclose(losses.masked_discriminator_loss(shifted[:2], shifted[2:], weight), expected)
+    weights = losses.LossWeights(perceptual=0.0, style=0.0, hole_adversarial=0.5)
+    with trainer.frozen(critic):
+        terms = hog_model.generator_losses("joint", outputs, mask, critic, None, weights)
+        plain = hog_model.generator_losses("joint", outputs, mask, critic.whole, None, weights)
+    assert terms["hole_adversarial"] > 0 and "hole_adversarial" not in plain
+    config = options.TrainConfig(stage="inpaint", hole_adversarial_weight=0.5, resolution=32, base_channels=8,
+                                 residual_blocks=1, perceptual_weight=0, style_weight=0)
+    assert isinstance(build_models(config).discriminator, HoleDiscriminator)
+    assert not isinstance(build_models(dataclasses.replace(config, hole_adversarial_weight=0)).discriminator,
+                          HoleDiscriminator)
