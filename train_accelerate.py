@@ -119,7 +119,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
 
     models = build_models(config)  # fails here, before any data is read, on a bad reference or missing VGG weights
     settings = hog_settings(models, config)
-    generator_optimizer, discriminator_optimizer = make_optimizers(models, config)
+    generator_optimizer, discriminator_optimizer = make_optimizers(models, config.learning_rate, config.d_lr_ratio,
+                                                                       (config.adam_beta1, config.adam_beta2))
     generator, discriminator, generator_optimizer, discriminator_optimizer = accelerator.prepare(
         models.generator, models.discriminator, generator_optimizer, discriminator_optimizer)
     models = dataclasses.replace(
@@ -139,10 +140,10 @@ def main(config: TrainConfig) -> dict[str, Any]:
     elif config.resume_from_checkpoint == "latest":
         logger.info(f"no checkpoint in {output_dir} yet: starting from step 0")
 
-    batches = training_batches(config, accelerator.process_index, accelerator.num_processes, progress.global_step)
+    batches = training_batches(config.data_options(), accelerator.process_index, accelerator.num_processes, progress.global_step)
     validation_batch = None
     if config.validation_steps >= 0 and accelerator.is_main_process:
-        validation_batch = {key: value.to(accelerator.device) for key, value in validation_data(config).items()}
+        validation_batch = {key: value.to(accelerator.device) for key, value in validation_data(config.data_options()).items()}
     accelerator.init_trackers(f"{config.model}-{config.stage}", config=_tracker_config(config))
 
     try:

@@ -71,7 +71,8 @@ def bench_stage(stage: str, config_name: str, batch_size: int, steps: int, devic
     AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
     models = build_models(config)
-    g_opt, d_opt = trainer.make_optimizers(models, config)
+    g_opt, d_opt = trainer.make_optimizers(models, config.learning_rate, config.d_lr_ratio,
+                                           (config.adam_beta1, config.adam_beta2))
     generator, discriminator, g_opt, d_opt = accelerator.prepare(models.generator, models.discriminator, g_opt, d_opt)
     models = dataclasses.replace(
         models, generator=generator, discriminator=discriminator,

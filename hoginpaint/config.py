@@ -6,16 +6,16 @@ every field one ``--field_name`` flag, and `parse_config` parses and validates (
 raises ValueError; the parser turns it into its usage message and exit status 2).
 
 One flag style everywhere: ``--snake_case`` (the diffusers / Accelerate scripts' style). Each flag also answers to
-its ``--kebab-case`` spelling, hidden from ``--help``, so that scripts written for the CLI's former spelling
-(``--batch-size``) keep working.
+its ``--kebab-case`` spelling (``--batch-size``), hidden from ``--help``.
 
-Field types map to argparse as: ``bool`` → ``--flag`` / ``--no-flag``; ``Literal[...]`` → choices; ``list[T]`` →
-one or more values; ``X | None`` → X; a field without a default → a required flag.
+Field types map to argparse as: ``bool`` → ``--flag`` / ``--no-flag``; ``Literal[...]`` and string enums → choices;
+``list[T]`` → one or more values; ``X | None`` → X; a field without a default → a required flag.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import types
 import typing
 from typing import Any, Literal, TypeVar
@@ -51,6 +51,8 @@ def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         if typing.get_origin(kind) is Literal:
             arguments["choices"] = typing.get_args(kind)
+        elif isinstance(kind, type) and issubclass(kind, enum.StrEnum):
+            arguments.update(choices=list(kind), type=kind)
         elif typing.get_origin(kind) is list:
             arguments.update(nargs="+", type=typing.get_args(kind)[0])
         elif kind is bool:

@@ -215,12 +215,12 @@ def test_resume_continues_from_the_saved_step(runs, tmp_path, fresh_accelerate_s
 
 def _synthetic_batches(nan_from_step: int | None = None):
     """Stands in for `training_batches`: random faces and masks; NaN images from batch `nan_from_step` on."""
-    def batches(config, rank, world_size, resume_step=0):
+    def batches(options, rank, world_size, resume_step=0):
         generator = torch.Generator().manual_seed(rank)
         count = 0
         while True:
-            image = torch.rand(config.train_batch_size, 3, config.resolution, config.resolution, generator=generator)
-            mask = torch.zeros(config.train_batch_size, 1, config.resolution, config.resolution)
+            image = torch.rand(options.batch_size, 3, options.resolution, options.resolution, generator=generator)
+            mask = torch.zeros(options.batch_size, 1, options.resolution, options.resolution)
             mask[..., 16:40, 20:44] = 1
             count += 1
             if nan_from_step is not None and count >= nan_from_step:

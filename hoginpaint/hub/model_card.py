@@ -116,13 +116,14 @@ def _mask_description(config: dict[str, Any]) -> str:
 def _loss_description(config: dict[str, Any]) -> str:
     if config["model"] == "deepfill":
         return "DeepFill v2's: L1 on the coarse and the refined output (1 each) + SN-PatchGAN hinge loss (1)"
-    if config["stage"] == "structure":
+    structure = config["stage"] == "structure"  # the run's config as JSON: the stage by its name
+    if structure:
         terms = {"L1": config["structure_l1_weight"], "adversarial": config["structure_adversarial_weight"]}
     else:
         terms = {"L1": config["l1_weight"], "adversarial": config["adversarial_weight"],
                  "perceptual (VGG-16)": config["perceptual_weight"], "style (VGG-16 Gram)": config["style_weight"]}
     terms["feature matching"] = config["feature_matching_weight"]
-    if config["stage"] != "structure":
+    if not structure:
         terms["grid (4-pixel periodic error)"] = config.get("grid_weight", 0.0)
         terms["HOG (hole cells' orientation histograms)"] = config.get("hog_loss_weight", 0.0)
         terms["local hole critic (16x16 PatchGAN)"] = config.get("hole_adversarial_weight", 0.0)

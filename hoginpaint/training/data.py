@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hoginpaint.training.landmarks import LandmarkCache
     from hoginpaint.masks.face_parts import FacePartMasks
     from hoginpaint.masks import MaskSource
-    from hoginpaint.training.options import TrainConfig
+    from hoginpaint.training.options import DataOptions
 
 # What PIL raises on bytes that are not an image it can decode (truncated JPEG, random bytes, a bomb).
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -340,53 +340,53 @@ def validation_batch(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# What a training run reads, from its config
+# What a training run reads, from its data options
 
 
-def mask_source(config: TrainConfig, split: Literal["train", "eval"]) -> Any:
+def mask_source(options: DataOptions, split: Literal["train", "eval"]) -> Any:
     """Masks for training (`--mask_dir`: the folder's training masks, augmented) or validation (its evaluation masks,
     as they are); without `--mask_dir`, generated masks of `--mask_kind` for both."""
     from hoginpaint.masks import FolderMasks, make_mask_source
 
-    if config.mask_dir:
-        return FolderMasks(config.mask_dir, split=split, augment=split == "train")
-    return make_mask_source(config.mask_kind)
+    if options.mask_dir:
+        return FolderMasks(options.mask_dir, split=split, augment=split == "train")
+    return make_mask_source(options.mask_kind)
 
 
-def face_part_mixing(config: TrainConfig) -> FacePartMixing | None:
+def face_part_mixing(options: DataOptions) -> FacePartMixing | None:
     """The facial-part holes of `--face_part_share`, placed from the `--landmarks` caches; None when the share is 0."""
     from hoginpaint.training.landmarks import LandmarkCache
     from hoginpaint.masks.face_parts import FacePartMasks
 
-    if not config.face_part_share:
+    if not options.face_part_share:
         return None
-    return FacePartMixing(LandmarkCache(config.landmark_paths), FacePartMasks(), config.face_part_share)
+    return FacePartMixing(LandmarkCache(options.landmarks), FacePartMasks(), options.face_part_share)
 
 
-def training_batches(config: TrainConfig, rank: int, world_size: int, resume_step: int = 0) -> Iterator[dict]:
+def training_batches(options: DataOptions, rank: int, world_size: int, resume_step: int = 0) -> Iterator[dict]:
     """Endless batches of this rank's share of the training split (see the module docstring), on the CPU."""
-    images = load_image_datasets(config.data_sources, config.train_split, config.image_column, config.streaming,
-                                 seed=config.seed)
-    images = training_stream(images, config.seed, rank, world_size, config.shuffle_buffer_size,
-                             config.shuffle_input_shards, config.max_train_samples, resume_step)
-    stream = FaceMaskStream(images, config.image_column, config.resolution, mask_source(config, "train"),
-                            config.seed, rank, resume_step, face_part_mixing(config))
-    loader = make_dataloader(stream, config.train_batch_size, config.dataloader_num_workers)
+    images = load_image_datasets(options.sources, options.train_split, options.image_column, options.streaming,
+                                 seed=options.seed)
+    images = training_stream(images, options.seed, rank, world_size, options.shuffle_buffer_size,
+                             options.shuffle_input_shards, options.max_train_samples, resume_step)
+    stream = FaceMaskStream(images, options.image_column, options.resolution, mask_source(options, "train"),
+                            options.seed, rank, resume_step, face_part_mixing(options))
+    loader = make_dataloader(stream, options.batch_size, options.num_workers)
     return endless_batches(loader, stream)
 
 
-def validation_data(config: TrainConfig) -> dict[str, torch.Tensor]:
+def validation_data(options: DataOptions) -> dict[str, torch.Tensor]:
     """The fixed validation batch: the first `--num_validation_images` images of the validation split, with masks
     drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume)."""
-    sources = config.data_sources
+    sources = options.sources
     batches = []
     for index, source in enumerate(sources):
         # An equal share of the batch from each source, the first ones taking the remainder.
-        count = config.num_validation_images // len(sources) + (index < config.num_validation_images % len(sources))
+        count = options.num_validation_images // len(sources) + (index < options.num_validation_images % len(sources))
         if count == 0:
             continue
-        split = config.validation_split or validation_split_name(source)
-        images = load_image_dataset(source, split, config.image_column, streaming=True)
-        batches.append(validation_batch(images, config.image_column, config.resolution, count,
-                                             mask_source(config, "eval"), config.seed))
+        split = options.validation_split or validation_split_name(source)
+        images = load_image_dataset(source, split, options.image_column, streaming=True)
+        batches.append(validation_batch(images, options.image_column, options.resolution, count,
+                                             mask_source(options, "eval"), options.seed))
     return {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}

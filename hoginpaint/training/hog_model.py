@@ -33,6 +33,19 @@ from hoginpaint.training.types import (
 HOGINPAINT_WIDTH = 64  # EdgeConnect's / the paper's base width
 
 
+def new_structure_generator(config: TrainConfig) -> StructureGenerator:
+    """A freshly initialised G_H with the run's network options."""
+    return StructureGenerator(config.base_channels or HOGINPAINT_WIDTH, config.residual_blocks,
+                              pixels_per_cell=config.pixels_per_cell, hog_scale=config.hog_scale,
+                              prefill=config.prefill)
+
+
+def new_inpaint_generator(config: TrainConfig) -> InpaintGenerator:
+    """A freshly initialised G with the run's network options."""
+    return InpaintGenerator(config.base_channels or HOGINPAINT_WIDTH, config.residual_blocks, prefill=config.prefill,
+                            correction_ramp=config.correction_ramp, correction_lowpass=config.correction_lowpass)
+
+
 def load_generator(cls: type[nn.Module], reference: str, component: str) -> nn.Module:
     """`cls` from `reference`: a pipeline (its `component` subfolder) or a single generator, folder or Hub id."""
     from hoginpaint import hub
@@ -79,21 +92,17 @@ def build_hog_models(config: TrainConfig) -> GANModels:
             raise ValueError(f"{getattr(config, name[2:])} ({name}) was trained with --prefill {loaded.prefill}, not "
                              f"{config.prefill}; pass --prefill {loaded.prefill}")
 
-    if config.stage == "structure":
+    if config.stage.trains_structure:
         # A trained G_H (--structure_model) is fine-tuned; otherwise G_H starts fresh.
         generator: nn.Module = (structure_generator.requires_grad_(True).train() if structure_generator is not None
-                                else StructureGenerator(width, config.residual_blocks,
-                                                        pixels_per_cell=config.pixels_per_cell,
-                                                        hog_scale=config.hog_scale, prefill=config.prefill))
+                                else new_structure_generator(config))
         # D_H sees the HOG image and the grayscale face together, as EdgeConnect's edge discriminator.
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
             inpaint_generator.requires_grad_(False).eval()
         return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
 
-    generator = inpaint_generator.train() if inpaint_generator is not None else InpaintGenerator(
-        width, config.residual_blocks, prefill=config.prefill, correction_ramp=config.correction_ramp,
-        correction_lowpass=config.correction_lowpass)
+    generator = inpaint_generator.train() if inpaint_generator is not None else new_inpaint_generator(config)
     # a loaded G is fine-tuned under this run's ramp and low-pass
     generator.correction_ramp, generator.correction_lowpass = config.correction_ramp, config.correction_lowpass
     vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
@@ -123,9 +132,10 @@ def load_vgg(config: TrainConfig) -> nn.Module:
 def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
                 settings: HOGSettings, guidance_kind: GuidanceKind = "hog") -> StageOutputs:
     """The HOG-guided GAN's stage outputs (`HOGInpaintTraining.forward`)."""
+    stage = Stage(stage)
     with torch.no_grad():
         target_hog = guidance_target(image, settings)
-    if stage == "structure":
+    if stage.trains_structure:
         # Called through a DDP wrapper when there is one, so that gradients are synchronised; the settings are passed
         # in because the wrapper does not forward `hog_settings()`.
         result = structure_stage(models.generator, image, mask, settings)
@@ -140,7 +150,7 @@ def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torc
             composited=result.guidance,
         )
     filled = None
-    if stage == "inpaint":
+    if not stage.guided_by_structure_generator:
         guidance = target_hog  # known cells and ground-truth hole cells: the whole ground-truth HOG image
     else:
         with torch.no_grad():
@@ -177,7 +187,7 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
                      vgg: nn.Module | None, weights: LossWeights) -> dict[str, torch.Tensor]:
     """The HOG-guided GAN's weighted generator loss terms and their sum (``"total"``); `discriminator` must be
     frozen."""
-    structure = stage == "structure"
+    structure = Stage(stage).trains_structure
     if weights.feature_matching > 0:
         logits, features = discriminator(torch.cat([outputs.real, outputs.fake]))
         fake_logits = logits.chunk(2)[1]
@@ -226,26 +236,22 @@ def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> 
     from hoginpaint.pipeline import HOGInpaintPipeline
 
     trained = detached_copy(generator)
-    width = config.base_channels or HOGINPAINT_WIDTH
     untrained = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        if config.stage == "structure":
+        if config.stage.trains_structure:
             structure = trained
             if models.inpaint_generator is not None:
                 inpaint = detached_copy(models.inpaint_generator)
             else:
-                inpaint = InpaintGenerator(width, config.residual_blocks, prefill=config.prefill,
-                                           correction_ramp=config.correction_ramp,
-                                           correction_lowpass=config.correction_lowpass).eval()
+                inpaint = new_inpaint_generator(config).eval()
                 untrained = ["inpaint_generator"]
         else:
             inpaint = trained
             if models.structure_generator is not None:
                 structure = detached_copy(models.structure_generator)
             else:
-                structure = StructureGenerator(width, config.residual_blocks, pixels_per_cell=config.pixels_per_cell,
-                                               hog_scale=config.hog_scale, prefill=config.prefill).eval()
+                structure = new_structure_generator(config).eval()
                 untrained = ["structure_generator"]
     return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)
 

@@ -17,11 +17,34 @@ from hoginpaint.hog import HOG_IMAGE_SCALE
 from hoginpaint.losses import LossWeights
 from hoginpaint.masks import GeneratedMaskKind
 from hoginpaint.prefill import PrefillKind, check_correction_lowpass, check_correction_ramp, check_prefill_kind
-from hoginpaint.training.types import Stage
+from hoginpaint.training.types import STAGES, Stage
 
 ModelName = Literal["hoginpaint", "deepfill"]
 
 _PAPER_WEIGHTS = LossWeights()
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """What the data streams read of a run's options (`TrainConfig.data_options`; `hoginpaint.training.data`)."""
+
+    sources: tuple[str, ...]
+    train_split: str
+    validation_split: str | None
+    image_column: str
+    streaming: bool
+    shuffle_buffer_size: int
+    shuffle_input_shards: int
+    max_train_samples: int | None
+    resolution: int
+    mask_dir: str | None
+    mask_kind: str
+    face_part_share: float
+    landmarks: tuple[str, ...]
+    num_workers: int
+    batch_size: int
+    num_validation_images: int
+    seed: int
 
 
 @dataclass
@@ -204,10 +227,13 @@ class TrainConfig:
             raise ValueError(f"--learning_rate and --d_lr_ratio must be positive, got {self.learning_rate}, "
                              f"{self.d_lr_ratio}")
         self.loss_weights()  # LossWeights refuses negative or non-finite weights
-        if self.stage == "joint" and self.model == "hoginpaint" and not self.structure_model:
+        if self.stage not in STAGES:
+            raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        self.stage = Stage(self.stage)  # checked once; the stage's properties say what it trains
+        if self.stage.guided_by_structure_generator and self.model == "hoginpaint" and not self.structure_model:
             raise ValueError("--stage joint trains G guided by a trained G_H: pass --structure_model (a folder or "
                              "Hub id written by the structure stage)")
-        if self.model == "deepfill" and self.stage != "inpaint":
+        if self.model == "deepfill" and self.stage is not Stage.INPAINT:
             raise ValueError(f"--model deepfill trains a single network, not a {self.stage!r} stage; pass --stage "
                              "inpaint")
         if (self.push_to_hub or self.push_checkpoints) and not self.hub_model_id:
@@ -243,6 +269,17 @@ class TrainConfig:
     def landmark_paths(self) -> list[str]:
         """The comma-separated files of --landmarks."""
         return [part.strip() for part in (self.landmarks or "").split(",") if part.strip()]
+
+    def data_options(self) -> DataOptions:
+        """The options the data streams use."""
+        return DataOptions(
+            sources=tuple(self.data_sources), train_split=self.train_split, validation_split=self.validation_split,
+            image_column=self.image_column, streaming=self.streaming, shuffle_buffer_size=self.shuffle_buffer_size,
+            shuffle_input_shards=self.shuffle_input_shards, max_train_samples=self.max_train_samples,
+            resolution=self.resolution, mask_dir=self.mask_dir, mask_kind=self.mask_kind,
+            face_part_share=self.face_part_share, landmarks=tuple(self.landmark_paths),
+            num_workers=self.dataloader_num_workers, batch_size=self.train_batch_size,
+            num_validation_images=self.num_validation_images, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values of every field, the Hub token left out."""

@@ -114,12 +114,12 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
     return StepResult(reported, finite=True, past_deadline=past_deadline)
 
 
-def make_optimizers(models: GANModels, config: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for G (lr) and D (lr x d_lr_ratio), betas (adam_beta1, adam_beta2): EdgeConnect's (0, 0.9)."""
-    betas = (config.adam_beta1, config.adam_beta2)
-    generator_optimizer = torch.optim.Adam(models.generator.parameters(), lr=config.learning_rate, betas=betas)
-    discriminator_optimizer = torch.optim.Adam(models.discriminator.parameters(),
-                                               lr=config.learning_rate * config.d_lr_ratio, betas=betas)
+def make_optimizers(models: GANModels, learning_rate: float, d_lr_ratio: float, betas: tuple[float, float]
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for G (`learning_rate`) and D (`learning_rate` x `d_lr_ratio`) with `betas` (EdgeConnect's (0, 0.9))."""
+    generator_optimizer = torch.optim.Adam(models.generator.parameters(), lr=learning_rate, betas=betas)
+    discriminator_optimizer = torch.optim.Adam(models.discriminator.parameters(), lr=learning_rate * d_lr_ratio,
+                                               betas=betas)
     return generator_optimizer, discriminator_optimizer
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -21,8 +22,31 @@ from hoginpaint.losses import LossWeights
 if TYPE_CHECKING:
     from hoginpaint.training.options import TrainConfig
 
-Stage = Literal["structure", "inpaint", "joint"]
-STAGES: tuple[str, ...] = ("structure", "inpaint", "joint")
+
+
+class Stage(StrEnum):
+    """EdgeConnect's schedule, one stage per run. A member equals its name as a string (``Stage.JOINT == "joint"``).
+
+    ``structure`` trains G_H and D_H; ``inpaint`` trains G and D guided by the ground-truth HOG image; ``joint`` trains
+    G guided by the frozen G_H's composited prediction.
+    """
+
+    STRUCTURE = "structure"
+    INPAINT = "inpaint"
+    JOINT = "joint"
+
+    @property
+    def trains_structure(self) -> bool:
+        """Whether the stage trains G_H (its outputs are HOG images), not G (RGB images)."""
+        return self is Stage.STRUCTURE
+
+    @property
+    def guided_by_structure_generator(self) -> bool:
+        """Whether G is guided by a trained G_H's prediction (else by the ground-truth HOG image)."""
+        return self is Stage.JOINT
+
+
+STAGES: tuple[str, ...] = tuple(stage.value for stage in Stage)
 GuidanceKind = Literal["hog", "zeros"]
 
 

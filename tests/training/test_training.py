@@ -68,7 +68,8 @@ def _config(**overrides) -> options.TrainConfig:
 
 def _prepared(accelerator, config):
     models = build_models(config)
-    g_opt, d_opt = trainer.make_optimizers(models, config)
+    g_opt, d_opt = trainer.make_optimizers(models, config.learning_rate, config.d_lr_ratio,
+                                           (config.adam_beta1, config.adam_beta2))
     generator, discriminator, g_opt, d_opt = accelerator.prepare(models.generator, models.discriminator, g_opt, d_opt)
     return dataclasses.replace(models, generator=generator, discriminator=discriminator), g_opt, d_opt
 
@@ -477,7 +478,7 @@ def test_several_training_sources_are_interleaved_and_validated_together(shared_
     config = options.TrainConfig(train_data_dir=f"{shared_data / 'celeba'},{shared_data / 'faces'}",
                                   resolution=64, num_validation_images=5, mask_kind="rectangle")
     assert config.data_sources == [str(shared_data / "celeba"), str(shared_data / "faces")]
-    batch = data.validation_data(config)
+    batch = data.validation_data(config.data_options())
     assert batch["image"].shape == (5, 3, 64, 64) and batch["mask"].shape == (5, 1, 64, 64)
     stream = data.load_image_datasets(config.data_sources, "train", "image")
     # CelebA's training images are 128 px, UTKFace's 200 px: one from each source in turn.
@@ -552,3 +553,24 @@ def test_the_local_hole_critic_trains_beside_the_patchgan_and_counts_the_hole_on
     assert isinstance(build_models(config).discriminator, HoleDiscriminator)
     assert not isinstance(build_models(dataclasses.replace(config, hole_adversarial_weight=0)).discriminator,
                           HoleDiscriminator)
+
+
+def test_the_stage_is_checked_once_and_says_what_it_trains():
+    config = options.config_from_args(["--stage", "joint", "--structure_model", "x"])
+    assert config.stage is types.Stage.JOINT and config.stage == "joint"
+    assert config.stage.guided_by_structure_generator and not config.stage.trains_structure
+    assert options.TrainConfig(stage="structure").stage.trains_structure
+    with pytest.raises(ValueError, match="--stage must be one of structure, inpaint, joint"):
+        options.TrainConfig(stage="edges")
+    with pytest.raises(SystemExit):
+        options.config_from_args(["--stage", "edges"])
+    assert json.loads(json.dumps(config.to_dict()))["stage"] == "joint"
+
+
+def test_the_data_streams_get_the_data_options_only():
+    config = options.TrainConfig(train_data_dir="a, b", landmarks="x.npz,y.npz", face_part_share=0.5,
+                                 train_batch_size=4, dataloader_num_workers=0)
+    data_options = config.data_options()
+    assert data_options.sources == ("a", "b") and data_options.landmarks == ("x.npz", "y.npz")
+    assert (data_options.batch_size, data_options.num_workers, data_options.face_part_share) == (4, 0, 0.5)
+    assert not hasattr(data_options, "learning_rate")
