@@ -1,11 +1,11 @@
 """A Hugging Face Hub on 127.0.0.1 for tests: the write API that `huggingface_hub` 2.4's `HfApi.upload_folder`
-uses, and the read API of `hf_hub_download`, over in-memory repositories.
+uses, and the read API of `hf_hub_download`, over in-memory repositories. Every test that talks to a Hub uses it.
 
 Emulated (model repositories; what the real client sends was read from huggingface_hub 2.4's source):
 
 - ``POST /api/repos/create`` — ``{"name", "organization", "visibility"?}`` → ``{"url"}``; 409 (with the ``url``)
-  if it exists, which ``create_repo(exist_ok=True)`` accepts. Namespaces in `forbidden` answer 403, as a Hub token without write
-  access to them would.
+  if it exists, which ``create_repo(exist_ok=True)`` accepts. Namespaces in `forbidden` answer 403, as a Hub token
+  without write access to them would.
 - ``POST /api/validate-yaml`` — always valid (``create_commit`` checks a README's metadata first).
 - ``POST /api/models/{repo}/preupload/{revision}`` — every file is to be sent inline (``"uploadMode": "regular"``),
   with the git blob oid of the current remote file so that the client skips unchanged files. The real Hub asks for
@@ -18,8 +18,14 @@ Emulated (model repositories; what the real client sends was read from huggingfa
 - ``HEAD`` / ``GET /{repo}/resolve/{revision}/{path}`` — a file, with ``X-Repo-Commit`` and ``ETag`` as the Hub
   sends them; 404 with ``X-Error-Code`` ``RepoNotFound`` / ``RevisionNotFound`` / ``EntryNotFound``.
 
-Revisions are ``main`` or a commit oid. Point the client at it with ``HF_ENDPOINT=server.endpoint`` (read when
-huggingface_hub is imported, so set it for a subprocess, or patch ``huggingface_hub.constants`` in-process).
+Revisions are ``main`` or a commit oid. Repositories are made by the client (``create_repo``) or seeded with
+`HubServer.add_repo` (a folder or ``{path: bytes}``, at a chosen commit oid). A `Failure` per repository answers its
+read requests (the ``/api/models/{repo}...`` and ``/{repo}/resolve/...`` routes) instead of serving them: a status
+without a body, after a delay if asked, every time or only the first `times` times. So a gated repository (403
+``GatedRepo``), a missing or refused token (401, 403), a Hub that is down (503) or one that stalls.
+
+Point the client at it with ``HF_ENDPOINT=server.endpoint`` (read when huggingface_hub is imported, so set it for a
+subprocess, or patch ``huggingface_hub.constants`` in-process).
 """
 from __future__ import annotations
 
@@ -27,8 +33,10 @@ import base64
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 
@@ -54,17 +62,39 @@ class Repository:
         return self.commits[-1][0] if self.commits else "0" * 40
 
 
+@dataclass
+class Failure:
+    """How the Hub answers a repository's read requests instead of serving them: `status` with no body, after
+    `delay_s` of silence (a stall, for a client's timeout to cut short), for the first `times` requests (None: all)."""
+
+    status: int
+    code: str | None = None  # X-Error-Code, e.g. "GatedRepo"
+    message: str | None = None  # X-Error-Message
+    delay_s: float = 0.0
+    times: int | None = None
+
+
+def folder_files(folder: str | Path) -> dict[str, bytes]:
+    """Every file under `folder` as ``{relative posix path: bytes}``: a repository's content."""
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
 class HubServer:
     """The emulated Hub, served from a daemon thread; use as a context manager.
 
     Attributes: `endpoint` (``http://127.0.0.1:PORT``), `repos` ({repo_id: Repository}), `forbidden` (namespaces
-    refused with 403), `fail_commits` (commits still to refuse with 503), `requests` (``(method, path)`` seen).
+    refused with 403), `fail_commits` (commits still to refuse with 503), `failures` ({repo_id: Failure}),
+    `requests` (``(method, path)`` seen).
     """
 
-    def __init__(self, forbidden: set[str] | None = None, fail_commits: int = 0) -> None:
+    def __init__(self, forbidden: set[str] | None = None, fail_commits: int = 0,
+                 failures: dict[str, Failure] | None = None) -> None:
         self.repos: dict[str, Repository] = {}
         self.forbidden = set(forbidden or ())
         self.fail_commits = fail_commits
+        self.failures = {repo_id: replace(failure) for repo_id, failure in (failures or {}).items()}  # counted here
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -79,6 +109,26 @@ class HubServer:
     def __exit__(self, *exc_info) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def add_repo(self, repo_id: str, files: dict[str, bytes] | str | Path, oid: str | None = None,
+                 private: bool = False) -> str:
+        """Seed `repo_id` with one commit of `files` (a folder, or ``{path: bytes}``) at `oid` (default: derived from
+        the files); returns the commit oid."""
+        content = folder_files(files) if isinstance(files, (str, Path)) else dict(files)
+        oid = oid or hashlib.sha1(json.dumps(sorted((path, git_blob_oid(data)) for path, data in
+                                                    content.items())).encode()).hexdigest()
+        with self.lock:
+            self.repos[repo_id] = Repository(private=private, commits=[(oid, "initial commit", content)])
+        return oid
+
+    def take_failure(self, repo_id: str | None) -> Failure | None:
+        """The failure that answers this read request of `repo_id`, counting it against its `times`; None to serve."""
+        failure = self.failures.get(repo_id) if repo_id else None
+        if failure is None or failure.times == 0:
+            return None
+        if failure.times is not None:
+            failure.times -= 1
+        return failure
 
     def commit(self, repo_id: str, message: str, operations: list[dict]) -> str:
         """Apply commit `operations` (the NDJSON entries after the header) to `repo_id`; returns the new oid."""
@@ -167,6 +217,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self._path()
         with self.hub.lock:
             self.hub.requests.append(("HEAD" if head else "GET", self.path))
+            failure = self.hub.take_failure(_read_repo_id(parts))
+        if failure is not None:
+            time.sleep(failure.delay_s)  # outside the lock: a stalled request holds up no other
+            headers = {"X-Error-Code": failure.code, "X-Error-Message": failure.message}
+            return self._send(failure.status, headers={key: value for key, value in headers.items() if value})
+        with self.hub.lock:
             if parts[:2] == ["api", "models"] and len(parts) == 6 and parts[4] == "tree":
                 return self._tree(f"{parts[2]}/{parts[3]}", parts[5])
             if parts[:2] == ["api", "models"] and len(parts) in (4, 6):
@@ -244,3 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
         data = files[path]
         self._send(200, data, {"X-Repo-Commit": sha, "ETag": f'"{git_blob_oid(data)}"',
                                "Content-Type": "application/octet-stream"}, head=head)
+
+
+def _read_repo_id(parts: list[str]) -> str | None:
+    """The repository a read request names (``api/models/{repo}...`` or ``{repo}/resolve/...``), or None."""
+    if parts[:2] == ["api", "models"] and len(parts) >= 4:
+        return f"{parts[2]}/{parts[3]}"
+    if len(parts) >= 5 and parts[2] == "resolve":
+        return f"{parts[0]}/{parts[1]}"
+    return None

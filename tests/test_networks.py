@@ -2,13 +2,11 @@
 safetensors only), the PatchGAN's 70x70 receptive field, the dilated residual blocks, spectral norm and init."""
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from torch.nn.utils import parametrize
 import hoginpaint.networks as networks
 from hoginpaint.hog import HOG_IMAGE_SCALE
 from hoginpaint.networks import InpaintGenerator, PatchDiscriminator, ResnetBlock, StructureGenerator
+from tests.hub_server import HubServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER: dict = {}
@@ -342,35 +341,19 @@ def test_hub_repo_from_offline_cache_and_uncached_repo(tmp_path: Path) -> None:
             "Hub is offline") in result.stdout
 
 
-def test_hub_repo_without_safetensors_is_refused_and_no_pickle_is_requested() -> None:
-    requested: list[str] = []
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        # The Hub's answer for a file a repository does not have.
-        def do_HEAD(self) -> None:
-            requested.append(self.path)
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_HEAD
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+def test_hub_repo_without_safetensors_is_refused_and_no_pickle_is_requested(tmp_path: Path) -> None:
+    # The Hub of tests/hub_server.py holding a repository with a pickle only; the client's cache in tmp_path, where
+    # huggingface_hub notes the files the Hub says a commit lacks.
+    with HubServer() as server:
+        server.add_repo("someone/pickle-only", {"pytorch_model.bin": b"a pickle, never to be requested"})
         result = _run_python("""
             from hoginpaint.networks import InpaintGenerator
             try:
                 InpaintGenerator.from_pretrained("someone/pickle-only")
             except ValueError as error:
                 print("REFUSED:", error)
-            """, {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"})
-    finally:
-        server.shutdown()
+            """, {"HF_ENDPOINT": server.endpoint, "HF_HOME": str(tmp_path / "home")})
+    requested = [path for _, path in server.requests]
     assert result.returncode == 0, result.stderr
     assert "REFUSED: Hub repository 'someone/pickle-only' has no config.json" in result.stdout
     assert any(path.endswith("/config.json") for path in requested)

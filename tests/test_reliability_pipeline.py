@@ -23,10 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +34,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests import app_server
+from tests.hub_server import Failure, HubServer
 from hoginpaint import __main__ as cli
 from hoginpaint import imageio
 from hoginpaint.hub import HubError
@@ -439,55 +437,16 @@ def test_damaged_model_folder_is_one_worded_line_from_the_cli(model_dir, tmp_pat
 # The Hub failing: real HTTP servers on 127.0.0.1
 
 
-class _FailingHub(BaseHTTPRequestHandler):
-    """A Hub on 127.0.0.1 that fails by repository: `org/<behaviour>`. Working repositories serve `folder`."""
-
-    folder: Path
-    failed_once: set[str]
-    lock = threading.Lock()
-
-    def do_HEAD(self) -> None:  # noqa: N802 — http.server's naming
-        self._answer(body=False)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(body=True)
-
-    def _answer(self, body: bool) -> None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if parts[0] == "api" or len(parts) < 5 or parts[2] != "resolve":  # the client's side requests
-            return self._status(404)
-        behaviour, path = parts[1], "/".join(parts[4:])
-        with self.lock:
-            first = behaviour not in self.failed_once
-            self.failed_once.add(behaviour)
-        if behaviour == "stalls-once" and first:  # silent past the client's HF_HUB_ETAG_TIMEOUT of 1 s
-            time.sleep(3)
-            return self._status(200)
-        if behaviour == "down-once" and first:
-            return self._status(503)
-        if behaviour in ("stalls-once", "down-once"):
-            data = (self.folder / path).read_bytes()
-            return self._status(200, {"X-Repo-Commit": "0" * 40, "ETag": f'"{hash(data) & 0xFFFFFFFF:x}"'},
-                                data if body else b"", len(data))
-        status, headers = {
-            "private": (401, {}),  # not logged in, or a private repository
-            "bad-token": (401, {"X-Error-Message": "Invalid credentials in Authorization header"}),
-            "forbidden": (403, {"X-Error-Message": "Your token has no read access"}),
-        }[behaviour]
-        self._status(status, headers)
-
-    def _status(self, status: int, headers: dict[str, str] | None = None, data: bytes = b"",
-                length: int = 0) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+# The Hub of tests/hub_server.py failing by repository; `org/stalls-once` and `org/down-once` serve the model after
+# their first request: a stall silent past the client's HF_HUB_ETAG_TIMEOUT of 1 s, then an empty 200 (a client that
+# waited for it could not use it), and a 503.
+HUB_BEHAVIOURS = {
+    "org/private": Failure(401),  # not logged in, or a private repository
+    "org/bad-token": Failure(401, message="Invalid credentials in Authorization header"),
+    "org/forbidden": Failure(403, message="Your token has no read access"),
+    "org/stalls-once": Failure(200, delay_s=3, times=1),
+    "org/down-once": Failure(503, times=1),
+}
 
 
 _LOAD_EACH = """
@@ -523,19 +482,14 @@ def test_hub_failures_name_the_repository_and_what_to_try(model_dir, tmp_path):
     its own fixed 60 s limit and five backoffs, whatever HF_HUB_ETAG_TIMEOUT says, so it takes minutes to give up
     (the wording of that timeout is tested in test_hub.py with a failing download function).
     """
-    handler = type("Handler", (_FailingHub,), {"folder": model_dir, "failed_once": set()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(PYTHONPATH=str(REPO_ROOT), HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-               HF_HOME=str(tmp_path / "hf"), HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1",
-               HF_HUB_DISABLE_TELEMETRY="1")
-    try:
+    with HubServer(failures=HUB_BEHAVIOURS) as server:
+        for repo_id in ("org/stalls-once", "org/down-once"):
+            server.add_repo(repo_id, model_dir)
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
+        env.update(PYTHONPATH=str(REPO_ROOT), HF_ENDPOINT=server.endpoint, HF_HOME=str(tmp_path / "hf"),
+                   HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1", HF_HUB_DISABLE_TELEMETRY="1")
         done = subprocess.run([sys.executable, "-c", _LOAD_EACH, *HUB_FAILURES], env=env, capture_output=True,
                               text=True, timeout=120)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert done.returncode == 0, done.stderr
     messages = json.loads(done.stdout.strip().splitlines()[-1])
     for repo_id, pattern in HUB_FAILURES.items():

@@ -12,9 +12,7 @@ import pickle
 import shutil
 import subprocess
 import sys
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
@@ -28,6 +26,7 @@ from hoginpaint.hub import files as hub_files
 from hoginpaint.hub import HubError
 from hoginpaint.networks import InpaintGenerator
 from hoginpaint.pipeline import HOGInpaintPipeline
+from tests.hub_server import Failure, HubServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -282,62 +281,14 @@ def test_network_failures_are_worded(monkeypatch):
 # A Hub on 127.0.0.1
 
 
-class _FakeHub(BaseHTTPRequestHandler):
-    """Serves `repos` ({"org/name": folder}) at `/{repo}/resolve/{revision}/{path}` with the Hub's headers."""
-
-    repos: dict[str, Path] = {}
-    gated: set[str] = set()
-
-    def do_HEAD(self) -> None:  # noqa: N802 — http.server's naming
-        self._answer(body=False)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(body=True)
-
-    def _answer(self, body: bool) -> None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        repo_id, revision, path = "/".join(parts[:2]), parts[3] if len(parts) > 3 else "", "/".join(parts[4:])
-        if repo_id in self.gated:
-            return self._error(403, "GatedRepo")
-        if repo_id not in self.repos or parts[2:3] != ["resolve"]:
-            return self._error(404, "RepoNotFound")
-        if revision not in ("main", COMMIT):
-            return self._error(404, "RevisionNotFound")
-        file = self.repos[repo_id] / path
-        if not file.is_file():
-            return self._error(404, "EntryNotFound", commit=True)
-        data = file.read_bytes()
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
-
-    def _error(self, status: int, code: str, commit: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("X-Error-Code", code)
-        if commit:
-            self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @contextmanager
 def _serve(repos: dict[str, Path], gated: set[str]):
-    handler = type("Handler", (_FakeHub,), {"repos": repos, "gated": gated})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """The Hub of tests/hub_server.py serving `repos` ({"org/name": folder}) at commit `COMMIT`; `gated` answer 403."""
+    failures = {repo_id: Failure(403, code="GatedRepo") for repo_id in gated}
+    with HubServer(failures=failures) as server:
+        for repo_id, folder in repos.items():
+            server.add_repo(repo_id, folder, oid=COMMIT)
+        yield server.endpoint
 
 
 def test_hub_on_localhost_downloads_and_words_http_errors(saved, copy, probe, tmp_path):

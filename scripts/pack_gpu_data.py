@@ -1,25 +1,30 @@
-"""Pack what a GPU lease carries into `.lease/` (git-ignored): a training subset, NVIDIA masks and wheels.
+"""Pack what a time-boxed GPU run trains on into `.gpu-run/` (git-ignored): a training subset, NVIDIA masks, landmark
+caches and wheels.
 
-    python scripts/pack_lease.py                      # the default subset, ~30 MiB, with the wheels
-    python scripts/pack_lease.py --celeba 200 --faces 200 --train_masks 300 --no-wheels --output /tmp/lease
+    python scripts/pack_gpu_data.py                   # the default subset, ~32 MiB, with landmarks and wheels
+    python scripts/pack_gpu_data.py --celeba 200 --faces 200 --train_masks 300 --no-wheels --output /tmp/gpu-run
 
-The device machine sees the working tree and the paths a call carries, at most 64 MiB in all, and not
-`../shared/data`. So a random subset (seeded) of the shared data is written in the layout `train_accelerate.py`
+The GPU machine gets the working tree and this folder, not `../shared/data`, and the less that is copied to it the
+sooner it starts. So a random subset (seeded) of the shared data is written in the layout `train_accelerate.py`
 reads:
 
 - `data/celeba/`, `data/faces/`: Hub-layout parquet shards (`train-0000N-of-0000M.parquet`, `validation-00000-of-
   00001.parquet`) holding the original rows and schema (the JPEG bytes are copied, never re-encoded); pass both as
-  `--train_data_dir .lease/data/celeba,.lease/data/faces`. Several train shards, so that loader workers share them.
+  `--train_data_dir .gpu-run/data/celeba,.gpu-run/data/faces`. Several train shards, so that loader workers share
+  them.
 - `masks/`: NVIDIA irregular masks under their original names (`00001.png` ...), so that `FolderMasks` keeps the
   index-based split (index % 10 == 0 reserved for evaluation) and buckets. Training masks, plus a few evaluation ones
   for the validation batch. Each is stored at `--mask_side` as FolderMasks itself resizes it ("area", threshold
   0.5), 1-bit PNG: at that training resolution the masks a run samples are the ones it would make from the originals.
-- `wheels/`: the pure-Python packages the device image lacks or holds at other versions (`datasets` and what
-  `hoginpaint` imports through it), for Python 3.12; `scripts/gpu_lease.sh` installs them there.
+- `landmarks/celeba.npz`, `landmarks/faces.npz`: the landmark caches of the packed training images
+  (`hoginpaint.training.landmarks`, keyed by the images' bytes), for the facial-part holes of `--face_part_share`;
+  dlib runs here, so the GPU machine needs neither dlib nor its models (`--no-landmarks` leaves them out).
+- `wheels/`: the pure-Python packages a GPU image may lack or hold at other versions (`datasets` and what
+  `hoginpaint` imports through it), for Python 3.12; `scripts/gpu_run.sh` installs them there.
 - `pack.json`: what was packed, from where, and the sizes.
 
-The script refuses a pack whose travelling total (tracked + untracked-not-ignored files + this folder) exceeds
-`--max_travel_mib`.
+The script refuses a pack whose total with the working tree (tracked + untracked-not-ignored files + this folder),
+what is copied to the GPU machine, exceeds `--max_total_mib`.
 """
 from __future__ import annotations
 
@@ -39,10 +44,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from hoginpaint.masks import FolderMasks  # noqa: E402
+from hoginpaint.training.landmarks import build_landmark_cache  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 MIB = 2**20
-TRAVEL_LIMIT_MIB = 64  # the device tool's limit on the working tree plus carried paths
 # Same versions as this machine's (requirements.txt is what they satisfy); pure Python, so one wheel serves 3.12.
 WHEELS = ("datasets==5.2.0", "huggingface_hub==2.4.0", "httpx2==2.16.2", "httpcore2==2.16.2", "truststore==0.10.5",
           "dill==0.4.1", "multiprocess==0.70.19", "fsspec==2026.9.0", "click==8.5.1")
@@ -86,8 +91,16 @@ def pack_masks(source: Path, target: Path, train_count: int, eval_count: int, si
     return {**counts, "side": side, "bytes": folder_bytes(target)}
 
 
+def pack_landmarks(data: Path, target: Path) -> dict[str, int]:
+    """The landmark cache of the packed training images in `data` (its train shards' `image` column) → counts."""
+    files = sorted(data.glob("train-*.parquet"))
+    values = (value for path in files for value in pq.read_table(path, columns=["image"]).column("image").to_pylist())
+    counts = build_landmark_cache(values, target, progress=False)
+    return {**counts, "bytes": target.stat().st_size}
+
+
 def download_wheels(target: Path) -> dict[str, int]:
-    """The pure-Python wheels of `WHEELS` for CPython 3.12 (the device's python3), through pip."""
+    """The pure-Python wheels of `WHEELS` for CPython 3.12 (the GPU image's python3), through pip."""
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "--python-version", "3.12", "--implementation", "cp", "-d", str(target), *WHEELS], check=True)
@@ -99,7 +112,7 @@ def folder_bytes(folder: Path) -> int:
 
 
 def working_tree_bytes() -> int:
-    """Bytes of the files a device call sends besides carried paths: tracked and untracked-not-ignored ones."""
+    """Bytes of the working tree's files that go to the GPU machine: tracked and untracked-not-ignored ones."""
     listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
                              capture_output=True, check=True).stdout.decode()
     paths = {REPO_ROOT / name for name in listing.split("\0") if name}
@@ -108,7 +121,7 @@ def working_tree_bytes() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / ".lease")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / ".gpu-run")
     parser.add_argument("--shared_data", type=Path, default=SHARED_DATA)
     parser.add_argument("--celeba", type=int, default=2500, help="CelebA training images (of 17,500; ~4.2 KB each)")
     parser.add_argument("--faces", type=int, default=2500, help="UTKFace training images (of 22,117; ~5 KB each)")
@@ -117,11 +130,14 @@ def main() -> None:
     parser.add_argument("--train_masks", type=int, default=4000, help="NVIDIA training masks (of 10,800; ~0.9 KB)")
     parser.add_argument("--eval_masks", type=int, default=60, help="NVIDIA evaluation masks, for the validation batch")
     parser.add_argument("--mask_side", type=int, default=256, help="side the masks are stored at")
+    parser.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=True,
+                        help="landmark the packed training images with dlib, for facial-part holes (~10 ms an image)")
     parser.add_argument("--wheels", action=argparse.BooleanOptionalAction, default=True,
-                        help="download the wheels the device needs (--no-wheels for a CPU dry run)")
+                        help="download the wheels a GPU image may lack (--no-wheels for a CPU dry run)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max_travel_mib", type=float, default=58.0,
-                        help=f"refuse a pack that makes the travelling total larger (the limit is {TRAVEL_LIMIT_MIB})")
+    parser.add_argument("--max_total_mib", type=float, default=58.0,
+                        help="refuse a pack that makes the working tree and the pack, what is copied to the GPU "
+                             "machine, larger than this")
     args = parser.parse_args()
 
     if args.output.exists():
@@ -133,18 +149,22 @@ def main() -> None:
                                    args.validation, args.shards, rng)
     report["masks"] = pack_masks(args.shared_data / "masks" / "nvidia-irregular-test", args.output / "masks",
                                  args.train_masks, args.eval_masks, args.mask_side, rng)
+    if args.landmarks:
+        report["landmarks"] = {name: pack_landmarks(args.output / "data" / name,
+                                                    args.output / "landmarks" / f"{name}.npz")
+                               for name in ("celeba", "faces")}
     if args.wheels:
         report["wheels"] = download_wheels(args.output / "wheels")
     report["bytes"] = folder_bytes(args.output)
     inside_repo = args.output.resolve().is_relative_to(REPO_ROOT)
-    report["travel_bytes"] = working_tree_bytes() + (report["bytes"] if inside_repo else 0)
+    report["total_bytes"] = working_tree_bytes() + (report["bytes"] if inside_repo else 0)
     (args.output / "pack.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     print(f"packed {report['bytes'] / MIB:.1f} MiB into {args.output}; working tree + pack: "
-          f"{report['travel_bytes'] / MIB:.1f} MiB of the {TRAVEL_LIMIT_MIB} MiB a device call carries")
-    if report["travel_bytes"] > args.max_travel_mib * MIB:
-        raise SystemExit(f"the working tree and the pack come to {report['travel_bytes'] / MIB:.1f} MiB, over "
-                         f"--max_travel_mib {args.max_travel_mib}; pack fewer images (--celeba, --faces)")
+          f"{report['total_bytes'] / MIB:.1f} MiB")
+    if report["total_bytes"] > args.max_total_mib * MIB:
+        raise SystemExit(f"the working tree and the pack come to {report['total_bytes'] / MIB:.1f} MiB, over "
+                         f"--max_total_mib {args.max_total_mib}; pack fewer images (--celeba, --faces)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""A trained pipeline as fp16 parts small enough to come back from a GPU lease, and the way back to a pipeline folder.
+"""A trained pipeline as float16 parts small enough to copy back from a GPU machine, and the way back to a pipeline.
 
-    python scripts/lease_bundle.py join /work/.device/<call>/files --output runs/gpu-lease/pipeline
+    python scripts/gpu_bundle.py join FILES --output runs/gpu-run/pipeline
 
-A device call returns at most 8 files of under 16 MiB each. `split_pipeline` turns a `HOGInpaintPipeline` folder
+A time-boxed GPU run (`scripts/gpu_run.py`) returns its results as at most 8 files of under 16 MiB each, small
+enough for the file transfer of a remote machine. `split_pipeline` turns a `HOGInpaintPipeline` folder
 (`save_pretrained` layout) into:
 
 - `weights.part-NN`: consecutive byte ranges (each at most `part_bytes`) of one safetensors file that holds both
@@ -29,7 +30,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-FORMAT = "hoginpaint-lease-weights/1"
+FORMAT = "hoginpaint-fp16-parts/1"
 MANIFEST = "manifest.json"
 PART_PREFIX = "weights.part-"
 PART_BYTES = 15 * 2**20  # under the 16 MiB a returned file may have
@@ -94,7 +95,7 @@ def read_verified(bundle_dir: str | Path) -> tuple[dict[str, Any], bytes]:
     bundle_dir = Path(bundle_dir)
     manifest_path = bundle_dir / MANIFEST
     if not manifest_path.is_file():
-        raise ValueError(f"{bundle_dir} has no {MANIFEST}; pass the folder the lease's files were fetched into")
+        raise ValueError(f"{bundle_dir} has no {MANIFEST}; pass the folder the GPU run's files were copied into")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{manifest_path} is format {manifest.get('format')!r}, expected {FORMAT!r}")
@@ -102,15 +103,15 @@ def read_verified(bundle_dir: str | Path) -> tuple[dict[str, Any], bytes]:
     for part in manifest["parts"]:
         path = bundle_dir / part["name"]
         if not path.is_file():
-            raise ValueError(f"{path} is missing: the lease returned {len(manifest['parts'])} parts; fetch them all")
+            raise ValueError(f"{path} is missing: the GPU run returned {len(manifest['parts'])} parts; copy them all")
         chunk = path.read_bytes()
         if len(chunk) != part["bytes"] or sha256(chunk) != part["sha256"]:
             raise ValueError(f"{path} is corrupt ({len(chunk)} bytes, expected {part['bytes']} with SHA-256 "
-                             f"{part['sha256']}); fetch the lease's files again")
+                             f"{part['sha256']}); copy the GPU run's files again")
         chunks.append(chunk)
     blob = b"".join(chunks)
     if sha256(blob) != manifest["whole"]["sha256"]:
-        raise ValueError(f"the joined parts of {bundle_dir} do not hash to the manifest's SHA-256; fetch them again")
+        raise ValueError(f"the joined parts of {bundle_dir} do not hash to the manifest's SHA-256; copy them again")
     return manifest, blob
 
 

@@ -1,22 +1,25 @@
-"""One GPU lease, one call: the GPU benchmarks, then the paper's configuration trained inside a wall-clock budget.
+"""A time-boxed GPU run in one command: the GPU benchmarks, then the paper's configuration trained inside a wall-clock
+budget, the trained pipeline coming back as a few small files.
 
-Run by `scripts/gpu_lease.sh` on the device machine (README, "Using a GPU lease"), over the pack of
-`scripts/pack_lease.py` (`.lease/`); `--dry_run` runs the same path on the CPU at toy size (tests/test_gpu_lease.py).
+Run by `scripts/gpu_run.sh` on the GPU machine (docs/training.md, "Training on a GPU in a time box"), over the pack of
+`scripts/pack_gpu_data.py` (`.gpu-run/`); `--dry_run` runs the same path on the CPU at toy size
+(tests/test_gpu_run.py).
 
 1. Benchmarks (`benchmarks/bench_*.py --device cuda`, each capped in time; their output goes into the logs):
    HOG vs scikit-image at 64x256², pipeline latency at 256/512 vs DeepFill v2, training images/s per stage (fp32 and
    bf16), peak memory by batch size.
 2. Training, `train_accelerate.py` with `--max_train_minutes` per stage: `structure` and `inpaint` at once (they are
-   independent: G learns from the ground-truth HOG, and one batch-8 run leaves most of an H200 idle), then `joint`
-   (G guided by the trained G_H). The paper's networks (256 px, base 64, 8 residual blocks, 8-pixel cells) in bf16,
-   with the CPU model's recipe (`RECIPE`); no VGG losses, as VGG-16 weights cannot be had offline. No validation
-   during training: its identity metric needs dlib's models, which the device lacks; the returned model is evaluated
-   here.
-3. What comes back in `--out` (at most 8 files of < 16 MiB): the pipeline as float16 parts + `manifest.json`
-   (`scripts/lease_bundle.py`; G_H from the structure run, G from the last stage that finished), `lease.json`
-   (the timeline: what ran, for how long, with what result) and `logs.tar.gz` (benchmark output, each run's stdout,
-   training summary, model card and TensorBoard events). They are rewritten after each phase, so a run cut short
-   still returns what it finished.
+   independent: G learns from the ground-truth HOG, and one batch-8 run leaves most of a large GPU idle), then
+   `joint` (G guided by the trained G_H). The paper's networks (256 px, base 64, 8 residual blocks, 8-pixel cells) in
+   bf16, with the CPU model's recipe (`RECIPE`); no VGG losses, so that the run downloads nothing (VGG-16's weights
+   come from the Hub). Where the pack holds landmark caches, `--face_part_share` of the holes go over facial parts. No
+   validation during training: its identity metric needs dlib's models, which a GPU image need not have; the returned
+   model is evaluated where the shared data is.
+3. What comes back in `--out` (at most 8 files of < 16 MiB): the pipeline as float16 parts + `manifest.json` with
+   their SHA-256 (`scripts/gpu_bundle.py`; G_H from the structure run, G from the last stage that finished),
+   `run.json` (the timeline: what ran, for how long, with what result) and `logs.tar.gz` (benchmark output, each
+   run's stdout, training summary, model card and TensorBoard events). They are rewritten after each phase, so a run
+   cut short still returns what it finished.
 
 A failing benchmark or stage is recorded and the rest goes on; the exit status is 0 only if a pipeline with both
 generators trained came back.
@@ -40,9 +43,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from lease_bundle import split_pipeline  # noqa: E402
+from gpu_bundle import split_pipeline  # noqa: E402
 
-MAX_RETURNED_FILES = 8  # the device tool's limit
+MAX_RETURNED_FILES = 8  # with parts under 16 MiB: small enough to copy back from a remote machine
+RECORD = "run.json"
 # The CPU model's recipe, with the VGG terms off (no weights offline). Its correction ramp, 4 px at 128 px
 # (docs/correction_ramp.md), is the same share of the face at the paper's 256 px as 8 px. The grid loss
 # (docs/grid_loss.md) is on from the start: G has the same 4-pixel grid at every width.
@@ -77,7 +81,7 @@ def benchmarks(dry_run: bool) -> list[tuple[str, list[str], float]]:
 
 @dataclass
 class Job:
-    """One subprocess of the lease and what became of it (`lease.json`)."""
+    """One subprocess of the run and what became of it (`run.json`)."""
 
     name: str
     command: list[str]
@@ -88,8 +92,8 @@ class Job:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Lease:
-    """The clock, the work folder and the record of one lease."""
+class GpuRun:
+    """The clock, the work folder and the record of one time-boxed run."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -97,14 +101,16 @@ class Lease:
         self.deadline = self.started + 60 * args.budget_minutes
         self.work = Path(args.work_dir)
         for stale in [*self.work.glob("run-*"), self.work / "logs", self.work / "pipeline"]:
-            shutil.rmtree(stale, ignore_errors=True)  # an earlier lease's runs must never be bundled as this one's
+            shutil.rmtree(stale, ignore_errors=True)  # an earlier run's stages must never be bundled as this one's
         self.logs = self.work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.jobs: list[Job] = []
         self.record: dict[str, Any] = {"budget_minutes": args.budget_minutes, "dry_run": args.dry_run,
-                                       "environment": environment(), "jobs": [], "bundle": None}
+                                       "environment": environment(), "landmarks": [str(path) for path in
+                                                                                   landmark_caches(args)],
+                                       "jobs": [], "bundle": None}
 
     def left(self) -> float:
         """Seconds to the deadline."""
@@ -139,22 +145,22 @@ class Lease:
         return time.monotonic() - self.started
 
     def write_back(self) -> None:
-        """`lease.json` and `logs.tar.gz` into `--out` (rewritten each time: the latest state comes back)."""
+        """`run.json` and `logs.tar.gz` into `--out` (rewritten each time: the latest state comes back)."""
         self.record["jobs"] = [asdict(job) for job in self.jobs]
         self.record["elapsed_s"] = round(self.elapsed(), 1)
         text = json.dumps(self.record, indent=2) + "\n"
-        (self.logs / "lease.json").write_text(text)
+        (self.logs / RECORD).write_text(text)
         with tarfile.open(self.out / "logs.tar.gz.tmp", "w:gz") as archive:
             archive.add(self.logs, arcname="logs")
             for run in sorted(self.work.glob("run-*")):
                 for path in small_run_files(run):
                     archive.add(path, arcname=str(path.relative_to(self.work)))
         os.replace(self.out / "logs.tar.gz.tmp", self.out / "logs.tar.gz")
-        (self.out / "lease.json").write_text(text)
+        (self.out / RECORD).write_text(text)
         returned = [path for path in self.out.rglob("*") if path.is_file()]
         if len(returned) > MAX_RETURNED_FILES:
-            raise RuntimeError(f"{len(returned)} files in {self.out}, more than the {MAX_RETURNED_FILES} a lease "
-                               "returns; bundle fewer")
+            raise RuntimeError(f"{len(returned)} files in {self.out}, more than the {MAX_RETURNED_FILES} a GPU run "
+                               "returns; pass an empty --out, or bundle fewer")
 
 
 def small_run_files(run: Path) -> list[Path]:
@@ -182,33 +188,41 @@ def environment() -> dict[str, Any]:
 
 
 def preflight() -> str | None:
-    """Why training cannot start here (an import that fails, e.g. a package the device image lacks), or None."""
+    """Why training cannot start here (an import that fails, e.g. a package the GPU image lacks), or None."""
     try:
         import hoginpaint.training.data  # noqa: F401  (datasets)
         import hoginpaint.pipeline  # noqa: F401
         import hoginpaint.training  # noqa: F401
-    except Exception as error:  # noqa: BLE001  (any failure here is reported in lease.json, not raised)
+    except Exception as error:  # noqa: BLE001  (any failure here is reported in run.json, not raised)
         return f"{type(error).__name__}: {error}"
     return None
 
 
-def run_benchmarks(lease: Lease) -> None:
+def run_benchmarks(run: GpuRun) -> None:
     """Each benchmark in turn, capped by its own limit and by what is left of `--bench_minutes`."""
-    bench_end = time.monotonic() + 60 * lease.args.bench_minutes
-    for name, command, cap in benchmarks(lease.args.dry_run):
+    bench_end = time.monotonic() + 60 * run.args.bench_minutes
+    for name, command, cap in benchmarks(run.args.dry_run):
         job = Job(f"bench_{name}", [sys.executable, *command])
         if bench_end - time.monotonic() < 5:
             job.status = "skipped"
-            lease.jobs.append(job)
+            run.jobs.append(job)
             continue
-        process = lease.start(job)
-        lease.wait(job, process, min(time.monotonic() + cap, bench_end))
+        process = run.start(job)
+        run.wait(job, process, min(time.monotonic() + cap, bench_end))
 
 
-def train_command(lease: Lease, stage: str, minutes: float) -> list[str]:
-    args, pack = lease.args, Path(lease.args.lease_dir)
+def landmark_caches(args: argparse.Namespace) -> list[Path]:
+    """The pack's landmark caches (`scripts/pack_gpu_data.py --landmarks`), none if `--face_part_share` is 0."""
+    if not args.face_part_share:
+        return []
+    return sorted((Path(args.pack_dir) / "landmarks").glob("*.npz"))
+
+
+def train_command(run: GpuRun, stage: str, minutes: float) -> list[str]:
+    """`train_accelerate.py`'s command line for `stage`, time-boxed to `minutes` of training."""
+    args, pack = run.args, Path(run.args.pack_dir)
     size = TOY if args.dry_run else PAPER
-    command = [sys.executable, "train_accelerate.py", "--stage", stage, "--output_dir", str(run_dir(lease, stage)),
+    command = [sys.executable, "train_accelerate.py", "--stage", stage, "--output_dir", str(run_dir(run, stage)),
                "--train_data_dir", f"{pack / 'data' / 'celeba'},{pack / 'data' / 'faces'}",
                "--mask_dir", str(pack / "masks"),
                *[f"--{key}={value}" for key, value in size.items()], *RECIPE,
@@ -221,42 +235,46 @@ def train_command(lease: Lease, stage: str, minutes: float) -> list[str]:
                "--max_nonfinite_steps", str(args.max_nonfinite_steps),
                "--dataloader_num_workers", str(args.dataloader_num_workers),
                "--seed", str(args.seed)]
-    if stage in ("inpaint", "joint") and (run_dir(lease, "structure") / "model_index.json").is_file():
-        command += ["--structure_model", str(run_dir(lease, "structure"))]
+    caches = landmark_caches(args)
+    if caches:
+        command += ["--landmarks", ",".join(str(path) for path in caches),
+                    "--face_part_share", str(args.face_part_share)]
+    if stage in ("inpaint", "joint") and finished(run, "structure"):
+        command += ["--structure_model", str(run_dir(run, "structure"))]
     if stage == "joint":
-        command += ["--inpaint_model", str(run_dir(lease, "inpaint"))]
+        command += ["--inpaint_model", str(run_dir(run, "inpaint"))]
     return command
 
 
-def run_dir(lease: Lease, stage: str) -> Path:
-    return lease.work / f"run-{stage}"
+def run_dir(run: GpuRun, stage: str) -> Path:
+    return run.work / f"run-{stage}"
 
 
-def finished(lease: Lease, stage: str) -> bool:
-    return (run_dir(lease, stage) / "model_index.json").is_file()
+def finished(run: GpuRun, stage: str) -> bool:
+    return (run_dir(run, stage) / "model_index.json").is_file()
 
 
-def run_stages(lease: Lease, stages: list[str], window: float) -> None:
+def run_stages(run: GpuRun, stages: list[str], window: float) -> None:
     """Train `stages` at once, each time-boxed to `window` seconds less the start-up and export allowance."""
-    if any(stage == "joint" for stage in stages) and not (finished(lease, "structure") and finished(lease, "inpaint")):
-        lease.jobs.append(Job("train_joint", [], status="skipped",
-                              details={"reason": "needs finished structure and inpaint runs"}))
+    if any(stage == "joint" for stage in stages) and not (finished(run, "structure") and finished(run, "inpaint")):
+        run.jobs.append(Job("train_joint", [], status="skipped",
+                            details={"reason": "needs finished structure and inpaint runs"}))
         return
-    if window < lease.args.stage_overhead_s + 15:
+    if window < run.args.stage_overhead_s + 15:
         for stage in stages:
-            lease.jobs.append(Job(f"train_{stage}", [], status="skipped",
-                                  details={"reason": f"{window:.0f} s left for it, too little to train"}))
+            run.jobs.append(Job(f"train_{stage}", [], status="skipped",
+                                details={"reason": f"{window:.0f} s left for it, too little to train"}))
         return
-    minutes = (window - lease.args.stage_overhead_s) / 60
+    minutes = (window - run.args.stage_overhead_s) / 60
     # Killed only if it overruns its box by a lot, and never past the time the bundle needs.
-    until = min(time.monotonic() + window + lease.args.stage_overhead_s, lease.deadline - lease.args.reserve_s)
+    until = min(time.monotonic() + window + run.args.stage_overhead_s, run.deadline - run.args.reserve_s)
     running = []
     for stage in stages:
-        job = Job(f"train_{stage}", train_command(lease, stage, minutes), details={"max_train_minutes": minutes})
-        running.append((job, lease.start(job)))
+        job = Job(f"train_{stage}", train_command(run, stage, minutes), details={"max_train_minutes": minutes})
+        running.append((job, run.start(job)))
     for job, process in running:
-        lease.wait(job, process, until)
-        summary = run_dir(lease, job.name.removeprefix("train_")) / "training_summary.json"
+        run.wait(job, process, until)
+        summary = run_dir(run, job.name.removeprefix("train_")) / "training_summary.json"
         if summary.is_file():
             values = json.loads(summary.read_text())
             job.details.update({key: values.get(key) for key in ("status", "global_step", "images_seen",
@@ -265,40 +283,40 @@ def run_stages(lease: Lease, stages: list[str], window: float) -> None:
                 job.details["images_per_s"] = round(values["images_seen"] / values["wall_time_s"], 2)
 
 
-def bundle(lease: Lease) -> bool:
+def bundle(run: GpuRun) -> bool:
     """The best pipeline the runs made, as float16 parts in `--out`: G_H from the structure run, G from the last of
     joint, inpaint that finished. Returns whether both generators came back trained."""
     from hoginpaint import HOGInpaintPipeline
     from hoginpaint.networks import InpaintGenerator, StructureGenerator
     from hoginpaint.training.hog_model import load_generator
 
-    g_source = next((stage for stage in ("joint", "inpaint", "structure") if finished(lease, stage)), None)
+    g_source = next((stage for stage in ("joint", "inpaint", "structure") if finished(run, stage)), None)
     if g_source is None:
         return False
-    h_source = "structure" if finished(lease, "structure") else g_source
-    structure = load_generator(StructureGenerator, str(run_dir(lease, h_source)), "structure_generator")
-    inpaint = load_generator(InpaintGenerator, str(run_dir(lease, g_source)), "inpaint_generator")
-    resolution = json.loads((run_dir(lease, g_source) / "model_index.json").read_text())["resolution"]
-    card = (run_dir(lease, g_source) / "README.md").read_text()
-    final = lease.work / "pipeline"
+    h_source = "structure" if finished(run, "structure") else g_source
+    structure = load_generator(StructureGenerator, str(run_dir(run, h_source)), "structure_generator")
+    inpaint = load_generator(InpaintGenerator, str(run_dir(run, g_source)), "inpaint_generator")
+    resolution = json.loads((run_dir(run, g_source) / "model_index.json").read_text())["resolution"]
+    card = (run_dir(run, g_source) / "README.md").read_text()
+    final = run.work / "pipeline"
     HOGInpaintPipeline(structure, inpaint, resolution=resolution).save_pretrained(final, model_card=card)
     untrained = (["structure_generator"] if h_source != "structure" else []) + \
         (["inpaint_generator"] if g_source == "structure" else [])
     notes = {"structure_generator_from": h_source, "inpaint_generator_from": g_source, "untrained": untrained,
              "model_card_from": g_source}
-    manifest = split_pipeline(final, lease.out, notes=notes)
-    lease.record["bundle"] = {**notes, "parts": len(manifest["parts"]), "bytes": manifest["whole"]["bytes"]}
+    manifest = split_pipeline(final, run.out, notes=notes)
+    run.record["bundle"] = {**notes, "parts": len(manifest["parts"]), "bytes": manifest["whole"]["bytes"]}
     return not untrained
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT"), help="where the returned files go (default: $OUT)")
-    parser.add_argument("--lease_dir", default=os.environ.get("HOGINPAINT_LEASE_DIR", ".lease"),
-                        help="the pack of scripts/pack_lease.py (default: $HOGINPAINT_LEASE_DIR or .lease)")
-    parser.add_argument("--work_dir", default="/tmp/hoginpaint-lease", help="runs and logs (not returned whole)")
+    parser.add_argument("--pack_dir", default=os.environ.get("HOGINPAINT_GPU_PACK", ".gpu-run"),
+                        help="the pack of scripts/pack_gpu_data.py (default: $HOGINPAINT_GPU_PACK or .gpu-run)")
+    parser.add_argument("--work_dir", default="/tmp/hoginpaint-gpu-run", help="runs and logs (not returned whole)")
     parser.add_argument("--budget_minutes", type=float, default=9.0,
-                        help="wall-clock budget of the whole call; keep it under the device's 10-minute command limit")
+                        help="wall-clock budget of the whole run, benchmarks, training and bundle included")
     parser.add_argument("--bench_minutes", type=float, default=2.0, help="of the budget, for the benchmarks")
     parser.add_argument("--no_benchmarks", action="store_true", help="train only")
     parser.add_argument("--joint_share", type=float, default=0.2,
@@ -313,13 +331,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="bf16")
     parser.add_argument("--max_nonfinite_steps", type=int, default=20,
                         help="NaN/Inf steps in a row a stage skips before it stops")
+    parser.add_argument("--face_part_share", type=float, default=0.5,
+                        help="share of the training holes over facial parts, where the pack holds landmark caches "
+                             "(0: the NVIDIA masks alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry_run", action="store_true",
                         help="the same path on the CPU at toy size (64 px, base 8, 1 block, a few steps, toy "
                              "benchmarks) for the tests")
     args = parser.parse_args(argv)
     if args.out is None:
-        parser.error("pass --out or set $OUT (the device tool sets it)")
+        parser.error("pass --out or set $OUT: the folder whose files come back")
+    if not 0.0 <= args.face_part_share <= 1.0:
+        parser.error(f"--face_part_share must be in [0, 1], got {args.face_part_share}")
     if args.dry_run:
         args.dataloader_num_workers = 0
         args.train_batch_size = 2
@@ -333,29 +356,30 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():
-        raise SystemExit("no CUDA device here: the lease trains the paper's configuration on a GPU; use --dry_run "
+        raise SystemExit("no CUDA device here: the GPU run trains the paper's configuration on a GPU; use --dry_run "
                          "for the CPU rehearsal")
-    if not (Path(args.lease_dir) / "masks").is_dir():
-        raise SystemExit(f"{args.lease_dir} holds no pack: run scripts/pack_lease.py and carry .lease")
-    lease = Lease(args)
-    print(f"lease: {args.budget_minutes} min budget on {lease.record['environment']['device']}", flush=True)
-    lease.record["preflight"] = problem = preflight()
-    lease.write_back()
+    if not (Path(args.pack_dir) / "masks").is_dir():
+        raise SystemExit(f"{args.pack_dir} holds no pack: run scripts/pack_gpu_data.py and copy .gpu-run beside "
+                         "the working tree")
+    run = GpuRun(args)
+    print(f"GPU run: {args.budget_minutes} min budget on {run.record['environment']['device']}", flush=True)
+    run.record["preflight"] = problem = preflight()
+    run.write_back()
     if not args.no_benchmarks:
-        run_benchmarks(lease)
-        lease.write_back()
+        run_benchmarks(run)
+        run.write_back()
     if problem is not None:
         print(f"training skipped: {problem}", flush=True)  # the benchmarks' figures still come back
         return 1
-    window = lease.left() - args.reserve_s
+    window = run.left() - args.reserve_s
     first_window = window * (1 - args.joint_share)
-    run_stages(lease, ["structure", "inpaint"], first_window)
-    bundle(lease)
-    lease.write_back()
-    run_stages(lease, ["joint"], lease.left() - args.reserve_s)
-    trained = bundle(lease)
-    lease.write_back()
-    print(json.dumps(lease.record["bundle"], indent=2), flush=True)
+    run_stages(run, ["structure", "inpaint"], first_window)
+    bundle(run)
+    run.write_back()
+    run_stages(run, ["joint"], run.left() - args.reserve_s)
+    trained = bundle(run)
+    run.write_back()
+    print(json.dumps(run.record["bundle"], indent=2), flush=True)
     return 0 if trained else 1
 
 
