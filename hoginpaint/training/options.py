@@ -159,7 +159,7 @@ class TrainConfig:
     max_train_steps: int = option(10000, "optimizer steps to train for (counting the resumed ones)")
     max_train_minutes: float | None = option(None, "stop after this many minutes of training in this run (a "
                                                     "checkpoint and the model are written as at the last step); for "
-                                                    "time-boxed runs, e.g. a time-boxed GPU run")
+                                                    "time-boxed runs, e.g. on a rented GPU")
     learning_rate: float = option(1e-4, "generator learning rate (Adam)")
     d_lr_ratio: float = option(0.1, "discriminator learning rate / generator learning rate")
     adam_beta1: float = option(0.0, "Adam beta1")
