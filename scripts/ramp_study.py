@@ -25,7 +25,8 @@ import torch
 
 from hoginpaint import metrics
 from hoginpaint.training.data import center_crop_resize, decode_image, load_image_dataset
-from hoginpaint.evaluation.run import EvalConfig, analyse_faces, feature_mask_sets, nvidia_mask_sets
+from hoginpaint.evaluation.measures import analyse_faces
+from hoginpaint.evaluation.run import EvalConfig, feature_mask_sets, nvidia_mask_sets
 from hoginpaint.imageio import to_pil
 from hoginpaint.inference import PASTE_BACK_EXACT_PIXELS, PASTE_BACK_ITERATIONS
 from hoginpaint.pipeline import HOGInpaintPipeline

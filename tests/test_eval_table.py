@@ -105,3 +105,58 @@ def test_a_method_taken_under_another_name_is_compared_with_its_namesake(tmp_pat
         pytest.approx(1.25))
     row = next(line for line in eval_table.render_paired(table, samples).splitlines() if line.startswith("| 1-10%"))
     assert "+1.250 ± 0.490 vs previous ✓" in row
+
+
+def _realism_run(folder: Path, faces: dict[str, list[tuple[float, float, float]]]) -> Path:
+    """A run whose samples.csv holds, per method and face, (hole detail, landmark error, boundary step vs truth)."""
+    import csv
+
+    folder.mkdir()
+    summary = [{"mask_set": "eyes", "method": method, "samples": len(rows), "psnr": 30.0, "ssim": 0.9,
+                "identity_distance": 0.3, "hole_contrast": 0.9, "hog_hole_distance": 0.003,
+                "hole_detail": sum(row[0] for row in rows) / len(rows),
+                "landmark_error": sum(row[1] for row in rows) / len(rows), "landmark_samples": len(rows),
+                "boundary_step_vs_truth": sum(row[2] for row in rows) / len(rows)} for method, rows in faces.items()]
+    (folder / "metrics.json").write_text(json.dumps({"settings": SETTINGS, "summary": summary}))
+    with open(folder / "samples.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["method", "mask_set", "face", "psnr", "ssim", "identity_distance", "hole_detail",
+                         "hole_contrast", "landmark_error", "hog_hole_distance", "boundary_step_vs_truth"])
+        for method, rows in faces.items():
+            for face, (detail, landmarks, step) in enumerate(rows):
+                writer.writerow([method, "eyes", face, 30.0, 0.9, 0.3, detail, 0.9, landmarks, 0.003, step])
+    return folder / "metrics.json"
+
+
+def test_realism_is_best_closest_to_one_and_paired_on_the_distance_to_one(tmp_path):
+    # Detail: hoginpaint overshoots (1.2, 1.1, 1.3: 0.2 from 1 on average), telea is flat (0.4, 0.5, 0.3: 0.6 from
+    # 1, 0.4 further on every face), biharmonic overshoots more (1.8: 0.8 from 1). Raw, telea's detail is 0.8 lower:
+    # only the distance to 1 says who is nearer. Landmark error: a tie with telea. Boundary step vs truth: 1.05
+    # against 0.7, 0.25 nearer to 1 on every face. Contrast and HOG distance: ties (the first listed is in bold).
+    metrics = _realism_run(tmp_path / "run", {
+        "hoginpaint": [(1.2, 0.05, 1.05), (1.1, 0.04, 1.05), (1.3, 0.06, 1.05)],
+        "telea": [(0.4, 0.05, 0.7), (0.5, 0.03, 0.7), (0.3, 0.07, 0.7)],
+        "biharmonic": [(1.8, 0.10, 1.5), (1.8, 0.10, 1.5), (1.8, 0.10, 1.5)]})
+    settings, table = eval_table.load_runs([str(metrics)])
+    text = eval_table.render("t", settings, table)
+    assert "| eyes (3) | HOG-guided | **1.20** | **0.90** | **0.050** (3) | **0.0030** | **1.05** | no |" in text
+    assert "|  | biharmonic | 1.80 | 0.90 | 0.100 (3) | 0.0030 | 1.50 |  |" in text
+    samples = eval_table.load_samples([str(metrics)])
+    first, telea = samples["eyes", "hoginpaint"], samples["eyes", "telea"]
+    mean, half, count = eval_table.paired_difference(first, telea, "hole_detail", "one")
+    assert count == 3 and mean == pytest.approx(-0.4) and half == pytest.approx(0.0, abs=1e-12)
+    assert eval_table.paired_difference(first, telea, "hole_detail")[0] == pytest.approx(0.8)  # the raw difference
+    assert eval_table.paired_difference(first, telea, "boundary_step_vs_truth", "one")[0] == pytest.approx(-0.25)
+    paired = eval_table.render_paired(table, samples)
+    assert "hole detail (distance to 1)" in paired and "boundary step vs truth (distance to 1)" in paired
+    row = [line for line in paired.splitlines() if line.startswith("| eyes |")][1]  # the realism table's row
+    detail, contrast, landmarks, hog, step = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+    assert detail == "-0.400 ± 0.000 vs Telea ✓" and step == "-0.250 ± 0.000 vs Telea ✓"
+    assert abs(float(landmarks.split()[0])) < 1e-12 and landmarks.endswith("vs Telea")  # a tie: no tick
+    assert contrast == "+0.000 ± 0.000 vs Telea" and hog == "+0.00000 ± 0.00000 vs Telea"
+
+
+def test_runs_without_realism_columns_keep_the_first_tables_only(tmp_path):
+    metrics = _run(tmp_path / "metrics.json", {"hoginpaint": (31.0, 0.95, 0.30), "telea": (30.0, 0.94, 0.31)})
+    settings, table = eval_table.load_runs([str(metrics)])
+    assert not eval_table.has_realism(table) and "Realism" not in eval_table.render("t", settings, table)

@@ -2,8 +2,10 @@
 
 In the output folder: `metrics.csv` (one row per method x mask set), `samples.csv` (one row per method x mask set x
 face), `metrics.json` (settings, summary, skipped metrics, timings; NaN written as null), `report.md` (markdown tables
-for the model card, with the settings), `plot_<metric>.png` (each metric of `SUMMARY_METRICS` against the mean hole
-ratio of the NVIDIA mask sets, one line per method) and `grid_<mask set>.png` (masked | each method | ground truth).
+for the model card, with the settings: pixel and identity metrics, then the realism of the hole), `plot_<metric>.png`
+(each metric of `SUMMARY_METRICS` against the mean hole ratio of the NVIDIA mask sets, one line per method, and a
+dashed line at the ground truth's value for the realism metrics) and `grid_<mask set>.png` (masked | each method |
+ground truth).
 `scripts/eval_table.py` and `scripts/package_checkpoint.py` read `metrics.json`.
 """
 from __future__ import annotations
@@ -17,9 +19,16 @@ from typing import Any
 
 import torch
 
-SUMMARY_METRICS = ("l1", "psnr", "ssim", "ssim_gray", "identity_distance", "same_person_rate")
+SUMMARY_METRICS = ("l1", "psnr", "ssim", "ssim_gray", "identity_distance", "same_person_rate", "hole_detail",
+                   "hole_contrast", "landmark_error", "hog_hole_distance", "boundary_step_vs_truth")
 METRIC_TITLES = {"l1": "L1", "psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_gray": "SSIM-gray (EdgeConnect)",
-                 "identity_distance": "identity distance (dlib)", "same_person_rate": "same-person rate (< 0.6)"}
+                 "identity_distance": "identity distance (dlib)", "same_person_rate": "same-person rate (< 0.6)",
+                 "hole_detail": "hole detail (result / truth)", "hole_contrast": "hole contrast (result / truth)",
+                 "landmark_error": "landmark error (/ eye distance)", "hog_hole_distance": "HOG distance in the hole",
+                 "boundary_step_vs_truth": "boundary step (result / truth)"}
+# What the ground truth itself scores on the realism metrics: the target every method is read against.
+GROUND_TRUTH_VALUES = {"hole_detail": 1.0, "hole_contrast": 1.0, "landmark_error": 0.0, "hog_hole_distance": 0.0,
+                       "boundary_step_vs_truth": 1.0}
 
 
 @dataclass
@@ -70,7 +79,8 @@ def _format(value: float, digits: int, scale: float = 1.0) -> str:
 
 
 def render_report(result: EvaluationResult, settings: dict[str, Any], untrained: bool = False) -> str:
-    """The markdown report: settings, one table per mask kind, skipped metrics, timings.
+    """The markdown report: settings, one table per mask kind, their realism tables (`render_realism`), skipped
+    metrics, timings.
 
     `settings` as `write_outputs` takes them; `untrained`: a network ran with random weights (the report says so
     first).
@@ -103,6 +113,7 @@ def render_report(result: EvaluationResult, settings: dict[str, Any], untrained:
               "(+inf) are counted apart. ID distance: dlib face-descriptor distance between ground truth and result; "
               "same person: distance < 0.6. Faces without a dlib detection on the ground truth are left out of the "
               f"identity columns: {settings['faces_without_detection']} of {settings['faces']}.", ""]
+    lines += render_realism(result)
     lines += ["## Learned metrics", ""]
     lines += [f"- {name.upper()}: {reason}" for name, reason in settings["learned_metrics"].items()]
     lines += ["", "## Time", ""]
@@ -110,6 +121,47 @@ def render_report(result: EvaluationResult, settings: dict[str, Any], untrained:
               for label, seconds in result.seconds.items()]
     lines += [f"- whole run: {settings['wall_seconds']:.0f} s", ""]
     return "\n".join(lines)
+
+
+def render_realism(result: EvaluationResult) -> list[str]:
+    """The report's realism section: per mask kind, a ground-truth row per set (the target of each column) and a row
+    per method and set; then what the columns mean."""
+    headers = ["Method", "Holes", "Detail", "Contrast", "Landmark error", "Landmark faces (left out: no face / no "
+               "point)", "HOG distance", "Boundary step vs truth", "Boundary ratio", "Faces"]
+    lines = []
+    for kind, title in (("nvidia", "Irregular holes (NVIDIA masks)"), ("feature", "Facial-feature holes")):
+        rows = [row for row in result.summary if row["kind"] == kind]
+        if not rows:
+            continue
+        lines += [f"## Realism of the hole: {title}", "", "| " + " | ".join(headers) + " |",
+                  "|" + "---|" * len(headers)]
+        # One row of each set gives the ground truth's columns: the counts and its boundary ratio are method-free.
+        sets = {row["mask_set"]: row for row in rows}
+        table = [("ground truth", row, True) for row in sets.values()]
+        table += [(row["method"], row, False) for row in sorted(rows, key=lambda row: row["method"])]
+        for label, row, truth in table:
+            value = {name: GROUND_TRUTH_VALUES[name] if truth else row[name] for name in GROUND_TRUTH_VALUES}
+            ratio = row["boundary_step_ratio_truth" if truth else "boundary_step_ratio"]
+            cells = [label, row["mask_set"], _format(value["hole_detail"], 2), _format(value["hole_contrast"], 2),
+                     _format(value["landmark_error"], 3),
+                     f"{row['landmark_samples']} ({row['landmark_no_face']} / {row['landmark_no_point']})",
+                     _format(value["hog_hole_distance"], 4), _format(value["boundary_step_vs_truth"], 2),
+                     f"{_format(ratio, 2)} ({row['boundary_ratio_samples']})", str(row["samples"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if lines:
+        lines += ["Realism (`hoginpaint.realism`), per face in the hole, averaged over the faces where defined. Detail "
+                  "(mean |Laplacian| of the luminance in the hole eroded by 2 px), contrast (its standard deviation) "
+                  "and boundary step vs truth (the mean luminance step across the hole's border) are the result's "
+                  "over the ground truth's: 1 is the photo's, less is flatter or smoother, more is noise, streaks or a "
+                  "seam, so the best is the closest to 1. Landmark error: dlib's 68 points under the hole, predicted "
+                  "on the result in the ground truth's face box, mean distance over the inter-ocular distance (at 256 "
+                  "px); faces with no dlib face on the ground truth or no landmark under the hole are left out and "
+                  "counted. HOG distance: mean absolute difference of the luminance's HOG cell histograms over the "
+                  "cells the hole reaches. Boundary ratio: the border's step over that across copies of the hole's "
+                  "outline elsewhere in the same photo (no ground truth needed; the ground-truth row gives the "
+                  "photo's own), with the faces a copy fitted for in brackets.", ""]
+    return lines
 
 
 def plot_metrics(result: EvaluationResult, output_dir: Path) -> list[Path]:
@@ -122,6 +174,8 @@ def plot_metrics(result: EvaluationResult, output_dir: Path) -> list[Path]:
         for label in dict.fromkeys(row["method"] for row in rows):
             points = sorted((row["mean_hole_ratio"] * 100, row[metric]) for row in rows if row["method"] == label)
             axes.plot(*zip(*points), marker="o", label=label)
+        if metric in GROUND_TRUTH_VALUES:
+            axes.axhline(GROUND_TRUTH_VALUES[metric], color="gray", linestyle="--", label="ground truth")
         axes.set_xlabel("mean hole ratio (%)")
         axes.set_ylabel(METRIC_TITLES[metric])
         axes.grid(alpha=0.3)

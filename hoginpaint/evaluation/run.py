@@ -22,16 +22,31 @@ What is measured
   result, and the rate of results below 0.6 ("same person"). Faces in which dlib finds no face on the ground truth
   are counted and left out of the identity metrics (and of the feature-mask sets, which need landmarks). LPIPS and
   FID are reported as skipped, with the reason, unless their real pretrained networks are on this machine.
+- Realism of the hole (`hoginpaint.realism`, what PSNR hides), per face: `hole_detail` (mean |Laplacian| in the
+  eroded hole) and `hole_contrast` (luminance std there), result over ground truth: 1 is the truth's, less (blur,
+  flat fill) and more (noise, streaks) are worse; `landmark_error` (dlib's 68 points under the hole over the eye
+  distance, at 256 px, from one ground-truth detection per face shared by every method: `landmark_references`),
+  faces with no face or no landmark under the hole left out and counted (`landmark_samples`, `landmark_no_face`,
+  `landmark_no_point`; per face `landmark_face`: dlib found it); `hog_hole_distance`; `boundary_step_vs_truth`, the
+  luminance step across the hole's border over the ground truth's across the same border (1: as seamless as the
+  photo). `boundary_step_ratio` (the step over that across copies of the hole's outline in the same photo: no ground
+  truth needed) comes with the truth's own (`boundary_step_ratio_truth`, e.g. ~1.4 around the eyes) and its count
+  (`boundary_ratio_samples`: at 256 px a copy fits beside every feature hole but beside only ~20 % of the NVIDIA
+  1-10 % holes, 3 % of the 10-20 % ones and no larger one). Means are over the faces where a value is defined.
 
 Outputs in `--output_dir` (written by `hoginpaint.evaluation.report`): `metrics.csv` (one row per method x mask set),
 `samples.csv` (one row per method x mask set x face), `metrics.json` (settings, summary, skipped metrics, timings),
-`report.md` (markdown tables for the model card, with the settings), `plot_<metric>.png` (each metric against the
-mean hole ratio, one line per method) and `grid_<mask set>.png` (masked | each method | ground truth, for
-`--grid_images` faces per set).
+`report.md` (markdown tables for the model card, with the settings: the pixel and identity metrics, then the
+realism of the hole), `plot_<metric>.png` (each metric against the mean hole ratio, one line per method) and
+`grid_<mask set>.png` (masked | each method | ground truth, for `--grid_images` faces per set).
 
 Runtime (two shared CPU cores, 256 px, per face and mask): untrained full-width hoginpaint ~0.7 s, DeepFill v2
 ~0.35 s, biharmonic 0.14-0.30 s (1-10 % to 50-60 % holes), Telea < 0.03 s, the identity descriptor ~0.05 s per
-result. The networks, not biharmonic, dominate; `--batch_size` sets how many faces go through a method at once.
+result. The realism metrics add ~25 ms per face and method on one free core (detail 4, contrast 2, landmarks 4, HOG 5,
+boundary steps 6, step ratio 2 ms; 16 faces, 3 NVIDIA buckets and the feature holes) and ~2 ms per face and set for
+the truth's step ratio; the landmark reference is free from 256 px (`analyse_faces`' detection), ~40 ms per face once
+below; contended cores make all of it 3-4x slower. The networks, not biharmonic, dominate; `--batch_size` sets how
+many faces go through a method at once.
 """
 from __future__ import annotations
 
@@ -47,23 +62,24 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hoginpaint import config, faces, metrics
+from hoginpaint import config, faces, metrics, realism
 from hoginpaint.config import option
-from hoginpaint.evaluation.report import (  # noqa: F401 — the outputs' names stay importable from here too
-    METRIC_TITLES,
-    SUMMARY_METRICS,
-    EvaluationResult,
-    plot_grids,
-    plot_metrics,
-    render_report,
-    write_csv,
-    write_outputs,
+from hoginpaint.evaluation.measures import (
+    PIXEL_METRICS,
+    GroundTruthFaces,
+    analyse_faces,
+    landmark_references,
+    mean_of,
+    realism_metrics,
+    realism_summary,
+    sample_metrics,
 )
+from hoginpaint.evaluation.report import EvaluationResult, write_outputs
 from hoginpaint.masks import FolderMasks
 
 MaskSplit = Literal["eval", "train", "all"]
 NETWORK_METHODS = ("hoginpaint", "deepfill")
-PIXEL_METRICS = ("l1", "psnr", "ssim", "ssim_gray")
+
 
 
 @dataclass
@@ -223,30 +239,6 @@ def pairing(seed: int, bucket: int, num_faces: int, num_masks: int) -> np.ndarra
 
 
 @dataclass
-class GroundTruthFaces:
-    """What dlib finds on each ground-truth face (None where it finds no face)."""
-
-    boxes: list[faces.FaceBox | None]
-    descriptors: list[np.ndarray | None]
-    landmarks: list[np.ndarray | None]
-
-    @property
-    def found(self) -> list[int]:
-        return [i for i, box in enumerate(self.boxes) if box is not None]
-
-
-def analyse_faces(images: torch.Tensor) -> GroundTruthFaces:
-    """Detect the largest face of each image, its 68 landmarks and its descriptor."""
-    boxes, descriptors, landmarks = [], [], []
-    for image in images:
-        box = next(iter(faces.detect_faces(image)), None)
-        boxes.append(box)
-        descriptors.append(None if box is None else faces.face_descriptor(image, box=box))
-        landmarks.append(None if box is None else faces.landmarks68(image, box))
-    return GroundTruthFaces(boxes, descriptors, landmarks)
-
-
-@dataclass
 class MaskSet:
     """Holes for (some of) the faces: `masks[k]` `(1, R, R)` goes with face `faces[k]`; `mask_ids[k]` names it."""
 
@@ -292,21 +284,6 @@ def feature_mask_sets(ground_truth: GroundTruthFaces, resolution: int) -> list[M
 # The run
 
 
-def sample_metrics(truth: torch.Tensor, result: torch.Tensor, boxes: list, descriptors: list,
-                   lpips: Callable | None = None) -> dict[str, list]:
-    """Every per-face metric of one batch, as lists (LPIPS only when its network could be loaded)."""
-    values = {
-        "l1": metrics.l1(truth, result), "psnr": metrics.psnr(truth, result), "ssim": metrics.ssim(truth, result),
-        "ssim_gray": metrics.ssim_gray(truth, result),
-    }
-    distances = metrics.identity_distances(truth, result, boxes, descriptors)
-    values["identity_distance"] = distances
-    values["same_person"] = metrics.same_person(distances)
-    if lpips is not None:
-        values["lpips"] = lpips(truth, result)
-    return {name: column.tolist() for name, column in values.items()}
-
-
 def run_evaluation(config: EvalConfig, methods: dict[str, Callable], images: torch.Tensor,
                    mask_sets: Sequence[MaskSet], ground_truth: GroundTruthFaces,
                    learned: dict[str, Callable | metrics.Skipped] | None = None,
@@ -325,6 +302,7 @@ def run_evaluation(config: EvalConfig, methods: dict[str, Callable], images: tor
     grids: dict[str, dict[str, list[torch.Tensor]]] = {}
     learned = {name: value for name, value in (learned or {}).items() if callable(value)}
     fid_values: dict[tuple[str, str], float] = {}
+    references = landmark_references(images, ground_truth)
     for mask_set in mask_sets:
         fid_results: dict[str, list[torch.Tensor]] = {label: [] for label in methods}
         grid = grids.setdefault(mask_set.name, {"masked": [], **{label: [] for label in methods}, "ground truth": []})
@@ -334,6 +312,8 @@ def run_evaluation(config: EvalConfig, methods: dict[str, Callable], images: tor
             mask = mask_set.masks[start:start + config.batch_size]  # (b, 1, R, R)
             boxes = [ground_truth.boxes[i] for i in face_ids]
             descriptors = [ground_truth.descriptors[i] for i in face_ids]
+            faces_found = [references[i] for i in face_ids]
+            truth_ratio = realism.boundary_step_ratio(truth, mask).tolist()  # once per face: the method's reference
             shown = max(0, min(len(face_ids), config.grid_images - start))  # faces of this batch in the grid
             grid["masked"] += list(torch.where(mask[:shown] >= 0.5, 1.0, truth[:shown]))
             grid["ground truth"] += list(truth[:shown])
@@ -344,6 +324,9 @@ def run_evaluation(config: EvalConfig, methods: dict[str, Callable], images: tor
                 result = torch.stack(output.images).float().clamp(0, 1)
                 grid[label] += list(result[:shown])
                 values = sample_metrics(truth, result, boxes, descriptors, learned.get("lpips"))
+                values |= realism_metrics(truth, result, mask, faces_found)
+                values |= {"boundary_step_ratio_truth": truth_ratio,
+                           "landmark_face": [reference is not None for reference in faces_found]}
                 if "fid" in learned:
                     fid_results[label].append(result)
                 for k, face in enumerate(face_ids):
@@ -374,20 +357,17 @@ def summarise(samples: list[dict[str, Any]], methods: Sequence[str], mask_sets: 
         psnr_mean, psnr_infinite = metrics.finite_mean(column["psnr"])
         rows.append({
             "method": label, "mask_set": mask_set.name, "kind": mask_set.kind, "samples": len(chosen),
-            "mean_hole_ratio": _mean(column["hole_ratio"]),
-            "l1": _mean(column["l1"]), "psnr": psnr_mean, "psnr_infinite": psnr_infinite,
-            "ssim": _mean(column["ssim"]), "ssim_gray": _mean(column["ssim_gray"]),
-            "identity_distance": _mean(column["identity_distance"][measured]),
-            "same_person_rate": _mean(column["same_person"][measured]),
+            "mean_hole_ratio": mean_of(column["hole_ratio"]),
+            "l1": mean_of(column["l1"]), "psnr": psnr_mean, "psnr_infinite": psnr_infinite,
+            "ssim": mean_of(column["ssim"]), "ssim_gray": mean_of(column["ssim_gray"]),
+            "identity_distance": mean_of(column["identity_distance"][measured]),
+            "same_person_rate": mean_of(column["same_person"][measured]),
             "identity_samples": int(measured.sum()), "no_face": int((~measured).sum()),
+            **realism_summary(chosen),
         })
         if chosen and "lpips" in chosen[0]:
-            rows[-1]["lpips"] = _mean(np.array([s["lpips"] for s in chosen], dtype=np.float64))
+            rows[-1]["lpips"] = mean_of(np.array([s["lpips"] for s in chosen], dtype=np.float64))
     return rows
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else math.nan
 
 
 def main(argv: list[str] | None = None) -> EvaluationResult:

@@ -1,5 +1,6 @@
-"""Validation during training: PSNR / SSIM (as the evaluation computes them), dlib identity distance and an image
-grid of the stage's output on a fixed batch."""
+"""Validation during training: PSNR / SSIM (as the evaluation computes them), dlib identity distance, the realism of
+the hole (as the evaluation measures it: `hoginpaint.realism`) and an image grid of the stage's output on a fixed
+batch."""
 from __future__ import annotations
 
 import math
@@ -58,6 +59,30 @@ def hog_hole_errors(hog_pred: torch.Tensor, hog_input: torch.Tensor, hog_target:
             "hog_hole_l1_input": float(((hog_input - hog_target).abs() * cells).sum() / count)}
 
 
+def hole_realism(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, settings: HOGSettings
+                 ) -> dict[str, float]:
+    """The realism of the hole in RGB outputs `(B, 3, H, W)` in [0, 1] with holes `mask` `(B, 1, H, W)` (1 = hole),
+    as `hoginpaint.realism` measures it, each the mean over the images where it is defined (NaN if none):
+    ``hole_detail`` and ``hole_contrast`` (1 = the target's), ``hog_hole_distance`` (in the run's HOG cells) and
+    ``landmark_error`` (dlib at 256 px; NaN with a warning where dlib or its models are missing)."""
+    from hoginpaint import realism
+
+    prediction, target, mask = (images.float().cpu() for images in (prediction, target, mask))
+    with torch.autocast("cpu", enabled=False):  # measured in float64, whatever precision the step trains in
+        values = {
+            "hole_detail": realism.hole_detail(target, prediction, mask),
+            "hole_contrast": realism.hole_contrast(target, prediction, mask),
+            "hog_hole_distance": realism.hog_hole_distance(target, prediction, mask, settings.pixels_per_cell,
+                                                           settings.orientations),
+        }
+        try:
+            values["landmark_error"] = realism.landmark_error(target, prediction, mask)
+        except (ImportError, RuntimeError) as error:  # dlib or its models missing (e.g. a bare GPU machine)
+            warnings.warn(f"landmark error not measured: {error}", stacklevel=2)
+            values["landmark_error"] = torch.tensor([math.nan])
+    return {name: float(column.nanmean()) for name, column in values.items()}
+
+
 def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
     """Rows of images side by side: columns of `(B, 1|3, H, W)` → `(3, B·H, len(columns)·W)` in [0, 1]."""
     rgb = [column.float().clamp(0, 1).expand(-1, 3, -1, -1).cpu() for column in columns]
@@ -68,8 +93,9 @@ def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], settings: HOGSettings,
              guidance_kind: GuidanceKind = "hog") -> tuple[dict[str, float], torch.Tensor]:
-    """PSNR / SSIM of the composited output on the fixed validation batch, and its grid
-    (masked | guidance | output | target). `models` hold unwrapped networks; modes are restored."""
+    """PSNR / SSIM of the composited output on the fixed validation batch (and for the RGB stages the identity
+    distance and the hole's realism, `hole_realism`), and its grid (masked | guidance | output | target). `models`
+    hold unwrapped networks; modes are restored."""
     generator = models.generator
     was_training = generator.training
     generator.eval()
@@ -82,5 +108,7 @@ def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], se
         metrics.update(hog_hole_errors(outputs.composited, outputs.guidance, outputs.target, batch["mask"], settings))
     if stage != "structure" and models.trainer.measures_identity:
         metrics["identity_distance"] = identity_distance(outputs.composited, outputs.target)
+    if stage != "structure":
+        metrics.update(hole_realism(outputs.composited, outputs.target, batch["mask"], settings))
     grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])
     return metrics, grid
