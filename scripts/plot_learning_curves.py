@@ -1,4 +1,5 @@
-"""Validation PSNR (and identity distance, where measured) against images seen, for one or more training runs.
+"""Validation PSNR, identity distance and the hole's realism (where measured) against images seen, for one or more
+training runs.
 
     python scripts/plot_learning_curves.py "HOG-guided=~/hoginpaint-runs/joint" \
         "DeepFill v2=~/hoginpaint-runs/deepfill" --mark "32000=correction ramp from here" --output docs/learning_curves.png
@@ -44,14 +45,25 @@ def main() -> None:
         if not folder:
             raise SystemExit(f"{spec!r}: pass LABEL=RUN_DIR")
         curves[label] = read_curve(Path(folder).expanduser())
-    keys = [("psnr", "validation PSNR (dB)"), ("identity_distance", "identity distance (dlib, lower is better)")]
+    keys = [("psnr", "validation PSNR (dB)"), ("identity_distance", "identity distance (dlib, lower is better)"),
+            ("hole_detail", "hole detail (1 = the ground truth's)"),
+            ("landmark_error", "landmark error under the hole (lower is better)"),
+            ("hog_hole_l1", "G_H: HOG error in the hole cells (lower is better)")]
     keys = [(key, title) for key, title in keys if any(key in entry for curve in curves.values() for entry in curve)]
-    figure, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
-    for axis, (key, title) in zip(axes[0], keys):
+    columns = min(3, len(keys))
+    rows = -(-len(keys) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4 * rows), squeeze=False)
+    for axis in axes.flat[len(keys):]:
+        axis.remove()
+    for axis, (key, title) in zip(axes.flat, keys):
         for label, curve in curves.items():
             points = [(entry["images_seen"], entry[key]) for entry in curve if entry.get(key) is not None]
             if points:
                 axis.plot(*zip(*points), marker=".", label=label)
+            if key == "hog_hole_l1" and any("hog_hole_l1_input" in entry for entry in curve):
+                floor = [(entry["images_seen"], entry["hog_hole_l1_input"]) for entry in curve
+                         if "hog_hole_l1_input" in entry]
+                axis.plot(*zip(*floor), linestyle="--", color="grey", label=f"{label}: its input (pre-fill HOG)")
         for mark in args.mark:
             images, _, text = mark.partition("=")
             axis.axvline(float(images), color="grey", linestyle=":")
