@@ -46,3 +46,31 @@ def test_the_shipped_model_leaves_no_grid_in_large_solid_holes_and_beats_its_cla
     floor_psnr = float(torch.as_tensor(metrics.psnr(faces, floor)).mean())
     assert result_psnr > floor_psnr + 0.5, (result_psnr, floor_psnr)
     assert float(((result - faces).abs() * (1 - masks)).max()) <= 1 / 255  # known pixels are the photo's own
+
+
+def test_an_eye_hole_in_a_photo_larger_than_the_model_leaves_no_visible_edge(shared_data) -> None:
+    """CelebA test-partition faces at their native 178 px (the model works at 128 and its change is upsampled into
+    the photo), with a hole over both eyes: the luminance step across the hole's border is no larger than the
+    photo's own across the same border, and within 1.2x of the step across rings of the hole's shape elsewhere in
+    the same photo (`realism.boundary_step_ratio`; the ground truth's own ratio is ~1.5 around the eyes)."""
+    from hoginpaint import faces as face_models
+    from hoginpaint import realism
+
+    photos = pil_to_tensor(load_validation_faces(shared_data / "celeba", 16, size=0))
+    pipe = HOGInpaintPipeline.from_pretrained(str(SHIPPED))
+    assert photos.shape[-1] > pipe.resolution
+    chosen, masks = [], []
+    for photo in photos:
+        boxes = face_models.detect_faces(photo, upsample=1)
+        if boxes:
+            landmarks = face_models.landmarks68(photo, boxes[0])
+            masks.append(torch.from_numpy(face_models.feature_mask(landmarks, photo.shape[1:], "eyes"))[None])
+            chosen.append(photo)
+    assert len(chosen) >= 12
+    truth, masks = torch.stack(chosen), torch.stack(masks)
+    result = torch.stack(list(pipe(list(truth), list(masks), output_type="pt").images))
+    step_vs_truth = realism.boundary_step(result, masks) / realism.boundary_step(truth, masks)
+    ring_ratio = realism.boundary_step_ratio(result, masks)
+    assert float(step_vs_truth.mean()) <= 1.0, step_vs_truth
+    assert float(np.nanmean(ring_ratio.numpy())) <= 1.2, ring_ratio
+    assert float(((result - truth).abs() * (1 - masks)).max()) <= 1 / 255  # only the hole changed
