@@ -33,6 +33,8 @@ CONFIGS = {
     "small": dict(resolution=64, base_channels=8, residual_blocks=1),
     # What a 2-core CPU trains: the shipped checkpoint's size.
     "cpu": dict(resolution=128, base_channels=32, residual_blocks=4, pixels_per_cell=4, hog_scale=0.12),
+    # The same networks fine-tuned at 256 px (they are fully convolutional): what doubling the side costs.
+    "cpu256": dict(resolution=256, base_channels=32, residual_blocks=4, pixels_per_cell=4, hog_scale=0.12),
 }
 
 
