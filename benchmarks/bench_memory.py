@@ -16,7 +16,8 @@ three methods, face alignment and the identity table), and RSS after it. Childre
 `photo`: time and peak RSS of one `/inpaint` request by photo size (the astronaut upscaled to 1, 12 and 49 MP,
 saved as JPEG, with its mask upscaled alike), the handler `app.inpaint` called in a fresh subprocess per size with
 `--models` random models; peak RSS over the subprocess's RSS just before the call (`ru_maxrss` is not reset, so
-each size runs in its own process). PNG encoding of the five full-size results is included.
+each size runs in its own process). Writing the PNGs (the masked photo and three full-size results, the framed faces)
+is included. `benchmarks/bench_api.py` measures the same through the API, against a running server.
 
 `batch`: peak memory of one pipeline call and one DeepFill call by batch size (random images at the model resolution,
 a quarter of each image in the hole). On CUDA: `torch.cuda.max_memory_allocated` above what the models hold, in this

@@ -1,13 +1,18 @@
-"""Command line: `python -m hoginpaint inpaint --image IMG --mask MASK --output OUT [--model ID_OR_PATH]`.
+"""Command line: `python -m hoginpaint inpaint --image IMG --mask MASK --output OUT [--model ID_OR_PATH] [--aligned]`.
 
 One image, or a folder of images with a folder of masks matched by file stem (`face1.jpg` ↔ `face1.png`). Masks are
-white (or 1) where the face is to be filled in. Results are written as PNG in folder mode (lossless, so every pixel
-outside the hole is the input's own). Errors are reported on stderr with exit status 2, without a traceback.
+white (or 1) where the face is to be filled in. Any photo works, as in the Space (`hoginpaint.photo.inpaint_photo`):
+the face the hole overlaps most is found on the known pixels and framed for the model, and only the hole is pasted
+back at the photo's resolution; each image's framing, and why, is printed. `--aligned` takes the images as aligned
+face crops, as the model was trained on: the whole image goes to the model, in batches in folder mode. Results are
+written as PNG in folder mode (lossless, so every pixel outside the hole is the input's own). Errors are reported on
+stderr with exit status 2, without a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import typing
 from collections.abc import Iterator
@@ -34,7 +39,10 @@ class InpaintOptions:
     revision: str | None = field(default=None, metadata={"help": "branch, tag or commit of a Hub --model"})
     device: str | None = field(default=None, metadata={"help": "torch device, e.g. cpu or cuda:0 (default: cuda "
                                                                "when available, else cpu)"})
-    batch_size: int = field(default=8, metadata={"help": "images per forward pass in folder mode"})
+    aligned: bool = field(default=False, metadata={
+        "help": "the images are aligned face crops, as the model was trained on: send each whole image to the model "
+                "instead of finding the face and framing it"})
+    batch_size: int = field(default=8, metadata={"help": "images per forward pass in folder mode with --aligned"})
     feather: int = field(default=4, metadata={"help": "width in pixels of the seam blend inside the hole"})
     save_guidance: bool = field(default=False, metadata={
         "help": "also write the HOG guidance image (model resolution): OUT_guidance.png, or guidance/ in folder mode"})
@@ -47,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     inpaint = commands.add_parser(
         "inpaint", help="fill the holes of one image or of a folder of images",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Fill the masked parts of face images. Folder mode: --image DIR --mask DIR --output DIR, images "
-                    "and masks matched by file stem; unmatched files are reported.")
+        description="Fill the masked parts of face photos: the face the hole is on is found and framed for the "
+                    "model (--aligned: the whole image goes to it). Folder mode: --image DIR --mask DIR --output DIR, "
+                    "images and masks matched by file stem; unmatched files are reported.")
     add_options(inpaint, InpaintOptions)
     return parser
 
@@ -77,7 +86,7 @@ def run_inpaint(options: InpaintOptions) -> int:
         for image_path, _ in pairs:
             _check_output_path(options.output / f"{image_path.stem}.png", image_path)
         pipeline = _load_pipeline(options)
-        return _inpaint_folder(pipeline, pairs, options)
+        return (_inpaint_aligned_folder if options.aligned else _inpaint_folder)(pipeline, pairs, options)
     if not options.image.is_file():
         raise ValueError(f"--image {options.image} does not exist; pass an image file or a folder of images")
     if not options.mask.is_file():
@@ -85,13 +94,31 @@ def run_inpaint(options: InpaintOptions) -> int:
     output = options.output / f"{options.image.stem}.png" if options.output.is_dir() else options.output
     _check_output_path(output, options.image)
     pipeline = _load_pipeline(options)
-    result = pipeline(image=options.image, mask_image=options.mask, feather=options.feather)
     output.parent.mkdir(parents=True, exist_ok=True)
-    result.images[0].save(output)
-    if options.save_guidance:
-        result.guidance[0].save(output.with_name(f"{output.stem}_guidance.png"))
+    guidance = output.with_name(f"{output.stem}_guidance.png") if options.save_guidance else None
+    print(_inpaint_photo(pipeline, options.image, options.mask, output, guidance, options), file=sys.stderr)
     print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def _inpaint_photo(pipeline, image: Path, mask: Path, output: Path, guidance: Path | None,
+                   options: InpaintOptions) -> str:
+    """One photo through `hoginpaint.photo.inpaint_photo`, its result written to `output` (and the HOG guidance to
+    `guidance`) → the line that says how it was framed."""
+    from PIL import Image
+
+    from hoginpaint.photo import inpaint_photo
+
+    method = functools.partial(pipeline, feather=options.feather)
+    result = inpaint_photo({"hoginpaint": method}, image, mask, aligned=options.aligned,
+                           crop_size=pipeline.resolution)
+    if output.suffix.lower() == ".png":
+        result.write_png(output, "hoginpaint")  # lossless, the rows away from the hole written as they are
+    else:
+        Image.fromarray(result.image("hoginpaint")).save(output)
+    if guidance is not None:
+        result.results["hoginpaint"].guidance.save(guidance)
+    return f"{image.name}: {result.describe()}"
 
 
 def match_by_stem(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:
@@ -112,25 +139,51 @@ def match_by_stem(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def _inpaint_folder(pipeline, pairs: list[tuple[Path, Path]], options: InpaintOptions) -> int:
+    """Each photo framed on its own (`_inpaint_photo`); a bad file fails alone."""
     from tqdm import tqdm
 
-    options.output.mkdir(parents=True, exist_ok=True)
-    guidance_dir = options.output / "guidance"
-    if options.save_guidance:
-        guidance_dir.mkdir(exist_ok=True)
-    failed = []
+    guidance_dir, failed = _output_folders(options), []
+    for image_path, mask_path in tqdm(pairs, unit="image", desc="inpainting", disable=None):
+        guidance = guidance_dir / f"{image_path.stem}.png" if guidance_dir else None
+        try:
+            tqdm.write(_inpaint_photo(pipeline, image_path, mask_path, options.output / f"{image_path.stem}.png",
+                                      guidance, options), file=sys.stderr)
+        except ValueError as error:
+            failed.append((image_path, error))
+    return _report(pairs, failed, options.output)
+
+
+def _inpaint_aligned_folder(pipeline, pairs: list[tuple[Path, Path]], options: InpaintOptions) -> int:
+    """Aligned face crops, `--batch_size` at a time through the pipeline; a bad file fails alone."""
+    from tqdm import tqdm
+
+    guidance_dir, failed = _output_folders(options), []
     with tqdm(total=len(pairs), unit="image", desc="inpainting", disable=None) as progress:
         for batch in _chunks(pairs, options.batch_size):
             for (image_path, _), result in _run_batch(pipeline, batch, options.feather, failed):
                 result_image, guidance = result
                 result_image.save(options.output / f"{image_path.stem}.png")
-                if options.save_guidance:
+                if guidance_dir:
                     guidance.save(guidance_dir / f"{image_path.stem}.png")
             progress.update(len(batch))
+    return _report(pairs, failed, options.output)
+
+
+def _output_folders(options: InpaintOptions) -> Path | None:
+    """Create the output folder, and its guidance/ with --save_guidance → that folder, or None."""
+    options.output.mkdir(parents=True, exist_ok=True)
+    if not options.save_guidance:
+        return None
+    (options.output / "guidance").mkdir(exist_ok=True)
+    return options.output / "guidance"
+
+
+def _report(pairs: list[tuple[Path, Path]], failed: list[tuple[Path, Exception]], output: Path) -> int:
+    """Print what failed and the count → the exit status (2 if any image failed)."""
     done = len(pairs) - len(failed)
     for image_path, reason in failed:
         print(f"error: {image_path.name}: {reason}", file=sys.stderr)
-    print(f"inpainted {done} of {len(pairs)} image(s) into {options.output}", file=sys.stderr)
+    print(f"inpainted {done} of {len(pairs)} image(s) into {output}", file=sys.stderr)
     return 2 if failed else 0
 
 

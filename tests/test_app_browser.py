@@ -122,6 +122,17 @@ def test_paint_on_the_example_and_inpaint(page):
     assert page.locator("#status").inner_text().startswith("Face found: aligned to the training framing.")
     page.wait_for_function("document.querySelector('#identity').innerText.includes('HOG-guided')")
 
+    # The framed face of the masked input and of each result, large: the stroke is tens of pixels across there, not
+    # a few (each whole-photo result above is 256 px tall for 512 px of photo).
+    page.wait_for_function("document.querySelectorAll('#faces img').length == 4")
+    shown = page.eval_on_selector_all("#faces img", "images => images.map(image => [image.alt, "
+                                                    "image.getBoundingClientRect().width, image.naturalWidth])")
+    assert all(width > 250 and natural >= 64 for _, width, natural in shown), shown
+    views = [np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")).astype(np.int16)
+             for src in page.eval_on_selector_all("#faces img", "images => images.map(image => image.src)")]
+    white = [(view >= 250).all(axis=-1).mean() for view in views]
+    assert white[0] > 0.005 and max(white[1:]) < white[0] / 4, white  # the hole white before, filled after
+
 
 def canvas_box(page, before: bytes, after: bytes, photo_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The box (x0, y0, x1, y1), in photo pixels, of what turned white on the editor's canvas between two of its

@@ -2,7 +2,7 @@
 
 Sixteen callers at once, one in four with a bad input, all get a correct result or the app's worded error, and the
 app serves the next request; a burst of 32 (twice what `app.py` queues) gets results or gradio's clean "queue
-full", and the app keeps serving. The memory check over 16 waves of 16 callers (~5 minutes on 2 cores) is
+full", and the app keeps serving. The memory check over 16 waves of 16 callers (~1.5 minutes on 2 busy cores) is
 `scripts/load_test_app.py`, which `.ci/run` runs; this file uses its helpers.
 """
 from __future__ import annotations
