@@ -202,7 +202,7 @@ def test_grid_loss_gradient_removes_a_stripe_and_ignores_unpredictable_detail_on
 def test_loss_weights_defaults_are_the_papers() -> None:
     assert asdict(LossWeights()) == {"structure_l1": 1.0, "structure_adversarial": 1.0, "l1": 1.0, "adversarial": 0.1,
                                      "perceptual": 0.1, "style": 250.0, "feature_matching": 0.0,
-                                     "l1_hole": 1.0, "grid": 0.0}
+                                     "l1_hole": 1.0, "grid": 0.0, "hog": 0.0, "hole_adversarial": 0.0}
     assert LossWeights().needs_vgg and not LossWeights(perceptual=0.0, style=0.0).needs_vgg
 
 

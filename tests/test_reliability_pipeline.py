@@ -329,7 +329,10 @@ def test_cli_writes_a_correct_result_or_exits_2_with_one_line(model_dir, case):
             assert re.fullmatch(rf"error: .*{expected_error}.*\n", stderr), stderr  # one line
             assert not output.exists()
             return
-        assert (status, stderr) == (0, f"wrote {output}\n")
+        # the photo workflow says how it framed the photo, in one line, then where it wrote the result
+        lines = stderr.splitlines()
+        assert status == 0 and len(lines) == 2 and lines[1] == f"wrote {output}", stderr
+        assert lines[0].startswith(f"{image_path.name}: "), stderr
         result = np.asarray(Image.open(output))
         as_read = (load_image(image_path).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert result.shape == (height, width, 3)
