@@ -19,6 +19,8 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, Offl
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from hoginpaint.hog import to_gray
+
 VGG16_REPO_ID = "timm/vgg16.tv_in1k"
 # ImageNet statistics the torchvision / timm VGG-16 weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,8 +41,8 @@ class LossWeights:
     feature_matching: float = 0.0
     l1_hole: float = 1.0  # relative weight of hole pixels in the L1 terms (1: the paper's plain mean)
     grid: float = 0.0  # inpainting stage: weight of `grid_loss` (off in the paper)
-    hog: float = 0.0  # inpainting stage: weight of `hog_loss`, the hole cells' orientation histograms (off in the paper)
-    hole_adversarial: float = 0.0  # inpainting stage: weight of the local critic's term over the hole (off in the paper)
+    hog: float = 0.0  # inpainting stage: weight of `hog_loss`, the hole cells' histograms (off in the paper)
+    hole_adversarial: float = 0.0  # inpainting stage: the local critic's term over the hole (off in the paper)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -213,7 +215,6 @@ def grid_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, peri
 HOG_LOSS_CELL = 4  # pixels per cell of `hog_loss` (the shipped 128-px model's HOG cell)
 HOG_LOSS_ORIENTATIONS = 9
 _HOG_LOSS_SHARPNESS = 4  # power of the clipped cosine that spreads a pixel's vote over neighbouring bins
-_GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)  # skimage's rgb2gray, as hoginpaint.hog
 
 
 def soft_orientation_histograms(gray: torch.Tensor, pixels_per_cell: int = HOG_LOSS_CELL,
@@ -252,8 +253,7 @@ def hog_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     if pred.shape[1] != 3 or pred.shape[2] % pixels_per_cell or pred.shape[3] % pixels_per_cell:
         raise ValueError(f"hog_loss takes RGB images (B, 3, H, W) with H and W multiples of {pixels_per_cell}, got "
                          f"{tuple(pred.shape)}")
-    weights = torch.tensor(_GRAY_WEIGHTS, device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
-    histograms = [soft_orientation_histograms((images * weights).sum(1, keepdim=True), pixels_per_cell, orientations)
+    histograms = [soft_orientation_histograms(to_gray(images), pixels_per_cell, orientations)
                   for images in (pred, target)]
     cells = F.max_pool2d(mask.to(pred.dtype), pixels_per_cell)  # (B, 1, H / p, W / p): 1 on cells with a hole pixel
     count = cells.sum() * orientations

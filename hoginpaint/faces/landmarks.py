@@ -29,6 +29,8 @@ from PIL import Image
 # Point ranges of the 68-point (iBUG 300-W) layout.
 LEFT_EYE = tuple(range(36, 42))  # the eye on the left of the image (the person's right eye)
 RIGHT_EYE = tuple(range(42, 48))
+LEFT_BROW = tuple(range(17, 22))
+RIGHT_BROW = tuple(range(22, 27))
 NOSE = tuple(range(27, 36))
 MOUTH = tuple(range(48, 68))
 OUTER_LIPS = tuple(range(48, 60))

@@ -17,23 +17,28 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from hoginpaint.faces.landmarks import (
+    LEFT_BROW,
+    LEFT_EYE,
+    NOSE,
+    OUTER_LIPS,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    anchor_points,
+    check_landmarks,
+)
+
 FacePartHole = Literal["left_eye", "right_eye", "eyes", "eyes_brows", "nose", "mouth", "stroke"]
 FACE_PART_HOLES: tuple[str, ...] = ("left_eye", "right_eye", "eyes", "eyes_brows", "nose", "mouth", "stroke")
 
 # iBUG 300-W point groups, each drawn as its own convex hull.
-_LEFT_EYE = tuple(range(36, 42))
-_RIGHT_EYE = tuple(range(42, 48))
-_LEFT_BROW = tuple(range(17, 22))
-_RIGHT_BROW = tuple(range(22, 27))
-_NOSE = tuple(range(27, 36))
-_OUTER_LIPS = tuple(range(48, 60))
 _GROUPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "left_eye": (_LEFT_EYE,),
-    "right_eye": (_RIGHT_EYE,),
-    "eyes": (_LEFT_EYE, _RIGHT_EYE),
-    "eyes_brows": (_LEFT_EYE + _LEFT_BROW, _RIGHT_EYE + _RIGHT_BROW),
-    "nose": (_NOSE,),
-    "mouth": (_OUTER_LIPS,),
+    "left_eye": (LEFT_EYE,),
+    "right_eye": (RIGHT_EYE,),
+    "eyes": (LEFT_EYE, RIGHT_EYE),
+    "eyes_brows": (LEFT_EYE + LEFT_BROW, RIGHT_EYE + RIGHT_BROW),
+    "nose": (NOSE,),
+    "mouth": (OUTER_LIPS,),
 }
 
 
@@ -68,12 +73,10 @@ class FacePartMasks:
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
         """One hole over a random part of the face whose landmarks are `landmarks` (pixels of an image of `size`)."""
-        landmarks = np.asarray(landmarks, dtype=np.float64)
-        if landmarks.shape != (68, 2) or not np.isfinite(landmarks).all():
-            raise ValueError(f"landmarks must be a finite (68, 2) array of (x, y) pixels, got shape {landmarks.shape}")
+        landmarks = check_landmarks(landmarks)
         height, width = (size, size) if isinstance(size, int) else tuple(size)
-        eye_distance = float(np.linalg.norm(landmarks[list(_RIGHT_EYE)].mean(0) - landmarks[list(_LEFT_EYE)].mean(0)))
-        eye_distance = max(eye_distance, 1.0)
+        left_eye, right_eye = anchor_points(landmarks)[:2]
+        eye_distance = max(float(np.linalg.norm(right_eye - left_eye)), 1.0)
         hole = self.holes[int(rng.integers(len(self.holes)))]
         shifted = landmarks + rng.normal(0.0, self.jitter * eye_distance, size=2)
         canvas = np.zeros((height, width), dtype=np.uint8)
@@ -90,8 +93,7 @@ class FacePartMasks:
 
 def _draw_stroke(canvas: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, width: float) -> None:
     """A thick polyline through two or three of the part centres (eyes, nose tip, mouth), extended past its ends."""
-    centres = np.stack([landmarks[list(_LEFT_EYE)].mean(0), landmarks[list(_RIGHT_EYE)].mean(0),
-                        landmarks[33], landmarks[list(_OUTER_LIPS)].mean(0)])  # (4, 2)
+    centres = np.stack([*anchor_points(landmarks)[:2], landmarks[33], landmarks[list(OUTER_LIPS)].mean(0)])  # (4, 2)
     count = int(rng.integers(2, 4))
     points = centres[rng.permutation(len(centres))[:count]]
     # Past each end by up to half the segment, so that the stroke also crosses the skin around the parts.

@@ -28,20 +28,24 @@ from PIL import Image
 _DETECTION_SIDE = 256
 
 
+def encoded_bytes(value: Any) -> bytes | None:
+    """The encoded bytes of a `datasets` image value (``{"bytes", "path"}``), read from its path when needed."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("bytes") is not None:
+        return value["bytes"]
+    if value.get("path"):
+        try:
+            return Path(value["path"]).read_bytes()
+        except OSError:
+            return None
+    return None
+
+
 def image_key(value: Any) -> bytes | None:
     """The cache key of a `datasets` image value (``{"bytes", "path"}``): a digest of its encoded bytes, or None."""
-    data = None
-    if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            data = value["bytes"]
-        elif value.get("path"):
-            try:
-                data = Path(value["path"]).read_bytes()
-            except OSError:
-                return None
-    if data is None:
-        return None
-    return hashlib.blake2b(data, digest_size=12).digest()
+    data = encoded_bytes(value)
+    return None if data is None else hashlib.blake2b(data, digest_size=12).digest()
 
 
 def square_crop_landmarks(image: Image.Image) -> np.ndarray | None:
@@ -73,8 +77,9 @@ def build_landmark_cache(values: Iterable[Any], output: str | Path, total: int |
     seen = set()
     for value in tqdm(values, total=total, disable=not progress, desc="landmarks", unit="img"):
         counts["images"] += 1
-        key = image_key(value)
-        image = decode_image(value)
+        data = encoded_bytes(value)  # read once: the key and the image both come from it
+        key = None if data is None else image_key({"bytes": data})
+        image = None if data is None else decode_image({"bytes": data})
         if key is None or image is None:
             counts["undecodable"] += 1
             continue
