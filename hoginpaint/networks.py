@@ -182,6 +182,12 @@ class _Generator(nn.Module):
         x = self.middle(x)  # (B, 4·base, H/4, W/4)
         return self.decoder(x)  # (B, out, H, W), logits
 
+    def _record(self, name: str, value: float) -> None:
+        """Put a changed option into the config that `save_pretrained` writes (an option left off stays unwritten)."""
+        config = getattr(self, "_hub_mixin_config", None)
+        if isinstance(config, dict) and (value or name in config):
+            config[name] = value
+
     def parameter_count(self) -> int:
         """Number of trainable parameters (spectral norm's power-iteration vectors are buffers, not counted)."""
         return sum(parameter.numel() for parameter in self.parameters())
@@ -225,6 +231,17 @@ class StructureGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, libra
     def hog_settings(self) -> HOGSettings:
         """The HOG settings of this model's targets: the pipeline and training compute their HOG images with these."""
         return HOGSettings(orientations=self.orientations, pixels_per_cell=self.pixels_per_cell, scale=self.hog_scale)
+
+    def retarget_hog(self, pixels_per_cell: int, hog_scale: float) -> None:
+        """Take new HOG settings before fine-tuning (e.g. cells twice as large at twice the resolution): the layers
+        stay; `save_pretrained` records the new settings. Only a fine-tune on the new targets makes them right."""
+        _check_positive_int("pixels_per_cell", pixels_per_cell)
+        if isinstance(hog_scale, bool) or not isinstance(hog_scale, (int, float)) or not (
+                math.isfinite(hog_scale) and hog_scale > 0):
+            raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
+        self.pixels_per_cell, self.hog_scale = pixels_per_cell, float(hog_scale)
+        self._record("pixels_per_cell", pixels_per_cell)
+        self._record("hog_scale", float(hog_scale))
 
     def forward(self, masked_gray: torch.Tensor, masked_hog: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 1, H, W)` ×3 (H, W multiples of 4, at least 12) → predicted scaled HOG image `(B, 1, H, W)` in [0, 1].
@@ -289,12 +306,6 @@ class InpaintGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library
         check_correction_lowpass(period, self.prefill)
         self._correction_lowpass = period
         self._record("correction_lowpass", period)
-
-    def _record(self, name: str, value: float) -> None:
-        """Put a changed option into the config that `save_pretrained` writes (an option left off stays unwritten)."""
-        config = getattr(self, "_hub_mixin_config", None)
-        if isinstance(config, dict) and (value or name in config):
-            config[name] = value
 
     def forward(self, masked_image: torch.Tensor, guidance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`(B, 3, H, W)`, `(B, 1, H, W)`, `(B, 1, H, W)` (H, W multiples of 4, at least 12) → `(B, 3, H, W)` in [0, 1].

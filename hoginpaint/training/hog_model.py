@@ -78,6 +78,8 @@ def build_hog_models(config: TrainConfig) -> GANModels:
     if config.structure_model:
         structure_generator = load_generator(StructureGenerator, config.structure_model, "structure_generator")
         structure_generator.requires_grad_(False).eval()
+        if config.retarget_hog:  # the layers do not depend on the HOG settings; the fine-tune learns the new ones
+            structure_generator.retarget_hog(config.pixels_per_cell, config.hog_scale)
         if structure_generator.pixels_per_cell != config.pixels_per_cell:
             raise ValueError(f"{config.structure_model} was trained with --pixels_per_cell "
                              f"{structure_generator.pixels_per_cell}, not {config.pixels_per_cell}; pass "

@@ -61,6 +61,9 @@ class TrainConfig:
                                                 "or a generator folder): fine-tuned by the structure stage, frozen "
                                                 "guide of the joint stage, carried into the saved pipeline by the "
                                                 "inpaint stage")
+    retarget_hog: bool = option(False, "structure stage: fine-tune the loaded --structure_model to this run's "
+                                       "--pixels_per_cell and --hog_scale (e.g. a 128-px G_H moved to 256 px with "
+                                       "cells twice as large); without it, differing settings are an error")
     inpaint_model: str | None = option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
                                               "a generator folder) to start G from (joint stage), or to carry into "
                                               "the saved pipeline (structure stage)")
@@ -233,6 +236,9 @@ class TrainConfig:
         if self.stage.guided_by_structure_generator and self.model == "hoginpaint" and not self.structure_model:
             raise ValueError("--stage joint trains G guided by a trained G_H: pass --structure_model (a folder or "
                              "Hub id written by the structure stage)")
+        if self.retarget_hog and not (self.stage.trains_structure and self.structure_model):
+            raise ValueError("--retarget_hog fine-tunes a loaded G_H to new HOG settings: use it with --stage "
+                             "structure and --structure_model")
         if self.model == "deepfill" and self.stage is not Stage.INPAINT:
             raise ValueError(f"--model deepfill trains a single network, not a {self.stage!r} stage; pass --stage "
                              "inpaint")

@@ -574,3 +574,23 @@ def test_the_data_streams_get_the_data_options_only():
     assert data_options.sources == ("a", "b") and data_options.landmarks == ("x.npz", "y.npz")
     assert (data_options.batch_size, data_options.num_workers, data_options.face_part_share) == (4, 0, 0.5)
     assert not hasattr(data_options, "learning_rate")
+
+
+def test_retarget_hog_moves_a_loaded_structure_generator_to_new_hog_settings(tmp_path, structure_folder):
+    """A G_H trained with 8-px cells is fine-tuned with 4-px cells only when asked; the export records the new cells."""
+    with pytest.raises(ValueError, match="--pixels_per_cell 8"):
+        build_models(_config(stage="structure", structure_model=str(structure_folder), pixels_per_cell=4))
+    with pytest.raises(ValueError, match="--retarget_hog .* --stage structure"):
+        _config(stage="joint", structure_model=str(structure_folder), retarget_hog=True)
+    config = _config(stage="structure", structure_model=str(structure_folder), pixels_per_cell=4, hog_scale=0.12,
+                     retarget_hog=True)
+    models = build_models(config)
+    assert models.generator.hog_settings().pixels_per_cell == 4
+    assert hog_model.hog_settings(models, config).scale == 0.12
+    same = StructureGenerator.from_pretrained(structure_folder)
+    assert checkpoints.state_hash(models.generator) == checkpoints.state_hash(same)  # the layers stay
+    trainer.trained_model(config, models, models.generator).save(tmp_path / "out", "card")
+    saved = json.loads((tmp_path / "out" / "structure_generator" / "config.json").read_text())
+    assert (saved["pixels_per_cell"], saved["hog_scale"]) == (4, 0.12)
+    loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
+    assert loaded.structure_generator.hog_settings() == models.generator.hog_settings()
