@@ -203,6 +203,12 @@ class PhotoResult:
         above, below = self._png_rows.pieces()
         return _write_pieces(path, self.hole.shape, above + [_deflate(band, last=not below)] + below)
 
+    def write_pngs(self, paths: Mapping[str | None, str | Path]) -> dict[str | None, Path]:
+        """`write_png` of each {name: path} at once, in threads (each file deflates its own window's rows)."""
+        with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+            written = {name: pool.submit(self.write_png, path, name) for name, path in paths.items()}
+        return {name: future.result() for name, future in written.items()}
+
     @functools.cached_property
     def _png_rows(self) -> SharedRows:
         return self.png_rows or SharedRows(self.photo, self.window)
@@ -284,11 +290,10 @@ def _identities(pixels: np.ndarray, hole: np.ndarray, landmarks: np.ndarray | No
                "the hole is not on the face found." if not hole[region].any() else
                "the photo is not intact under the hole.")
         return None, "No identity distances: " + why
-    reference = faces.face_descriptor(pixels[region], landmarks=shifted)
     filled = {"masked input": masked_window, **{name: result.window for name, result in results.items()}}
-    return {name: faces.identity_distance(reference, faces.face_descriptor(
-        _with_window(pixels, region, window, pixels_in_window), landmarks=shifted))
-        for name, pixels_in_window in filled.items()}, None
+    images = [pixels[region], *(_with_window(pixels, region, window, part) for part in filled.values())]
+    reference, *others = faces.face_descriptors(images, [shifted] * len(images))  # one run of the network
+    return {name: faces.identity_distance(reference, descriptor) for name, descriptor in zip(filled, others)}, None
 
 
 def _with_window(pixels: np.ndarray, region: tuple[slice, slice], window: tuple[slice, slice],
@@ -320,6 +325,8 @@ def _face_region(landmarks: np.ndarray | None, shape: tuple[int, int]
 # ---------------------------------------------------------------------------------------------------------------------
 # PNG rows, compressed once for every result that shares them
 
+# one core is left to the caller's own work (framing, the models), which waits for nothing else
+_DEFLATE_THREADS = max(1, (os.cpu_count() or 1) - 1)
 _RUN_BYTES = 1 << 22  # rows are deflated in runs of about 4 MB, each on its own (so in parallel threads)
 Piece = tuple[tuple[bytes, ...], int, int]  # an IDAT chunk's parts, the adler-32 of its filtered rows, their length
 
@@ -353,7 +360,7 @@ class SharedRows:
 
     def __init__(self, photo: np.ndarray, window: tuple[slice, slice]) -> None:
         above, below = _runs(photo[:window[0].start]), _runs(photo[window[0].stop:])
-        pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+        pool = ThreadPoolExecutor(max_workers=_DEFLATE_THREADS)
         self._above = [pool.submit(_deflate, run, False) for run in above]
         self._below = [pool.submit(_deflate, run, index == len(below) - 1) for index, run in enumerate(below)]
         pool.shutdown(wait=False)  # the runs go on; its threads end with them

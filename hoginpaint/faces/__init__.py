@@ -2,7 +2,8 @@
 
 - `hoginpaint.faces.landmarks`: dlib's models (loaded once), `detect_faces`, `landmarks68`, the iBUG point ranges,
   `anchor_points`, `feature_mask` (a hole over the eyes, the nose or the mouth).
-- `hoginpaint.faces.identity`: 128-D descriptors (`face_descriptor`), `identity_distance`, `SAME_PERSON_THRESHOLD`.
+- `hoginpaint.faces.identity`: 128-D descriptors (`face_descriptor`, `face_descriptors`), `identity_distance`,
+  `SAME_PERSON_THRESHOLD`; `hoginpaint.faces.recognition`: dlib's recognition network in torch.
 - `hoginpaint.faces.alignment`: `align_face` into the training framing (`UTKFACE_FRAMING`, with its measurement), and
   warping crops and holes back into the photo (`paste_aligned`, `paste_into`, `mask_from_aligned`, ...).
 - `hoginpaint.faces.framing`: where the models look at a damaged photo (`frame`, `find_landmarks`, `crop_known`),
@@ -43,7 +44,7 @@ from hoginpaint.faces.framing import (
     shrink_known,
     square_around,
 )
-from hoginpaint.faces.identity import SAME_PERSON_THRESHOLD, face_descriptor, identity_distance
+from hoginpaint.faces.identity import SAME_PERSON_THRESHOLD, face_descriptor, face_descriptors, identity_distance
 from hoginpaint.faces.landmarks import (
     FACE_CROP_MAX_ASPECT,
     FACE_CROP_MAX_OFFSET,
@@ -75,7 +76,7 @@ __all__ = [
     "SAME_PERSON_THRESHOLD", "UTKFACE_FRAMING", "AlignedFace", "FaceBox", "FacePart", "FoundOn", "Frame", "FrameKind",
     "Framing", "RGBImage", "align_face", "aligned_transform", "anchor_points", "check_landmarks", "crop_known",
     "crop_view",
-    "detect_faces", "face_crop_boxes", "face_descriptor", "feature_mask", "fill_hole", "find_landmarks", "frame",
+    "detect_faces", "face_crop_boxes", "face_descriptor", "face_descriptors", "feature_mask", "fill_hole", "find_landmarks", "frame",
     "hole_box", "hole_inside_crop", "identity_distance", "invert_transform", "landmarks68", "mask_from_aligned",
     "model_path", "paste_aligned", "paste_into", "shrink_known", "square_around", "to_rgb_array",
     "unwarp_from_aligned", "warp_mask_to_aligned", "whole_image_box",

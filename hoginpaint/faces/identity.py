@@ -2,12 +2,11 @@
 
 dlib's ResNet-29 face recognition model (`dlib_face_recognition_resnet_model_v1`, packaged by
 `face-recognition-models`), whose descriptors are 99.38 % accurate on LFW with the 0.6 threshold
-(`SAME_PERSON_THRESHOLD`). Loaded once, on first use. The evaluation, the validation during training and the Space all
-measure identity through `face_descriptor` and `identity_distance`.
+(`SAME_PERSON_THRESHOLD`), run in torch from dlib's file (`hoginpaint.faces.recognition`), loaded once, on first
+use. The evaluation, the validation during training and the Space all measure identity through `face_descriptor`
+(or `face_descriptors`, several faces in one run of the network) and `identity_distance`.
 """
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -17,18 +16,13 @@ from hoginpaint.faces.landmarks import (
     check_landmarks,
     detect_faces,
     dlib_module,
-    model_path,
     predict_shape,
     to_rgb_array,
     whole_image_box,
 )
+from hoginpaint.faces.recognition import CHIP_PADDING, CHIP_SIZE, chip_descriptors
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors of one person are closer than this (99.38 % on LFW)
-
-
-@functools.cache
-def _recognition_model():
-    return dlib_module().face_recognition_model_v1(str(model_path("recognition")))
 
 
 def face_descriptor(image: RGBImage, box: FaceBox | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -39,8 +33,24 @@ def face_descriptor(image: RGBImage, box: FaceBox | None = None, landmarks: np.n
     face_recognition's default "small" model). Without `box` or `landmarks` the largest detected face is used; when
     none is found, the whole image is taken as the face box. That fallback is meant for images that are face crops
     already (the evaluation's 256x256 aligned faces, where dlib misses a few faces that fill the frame); on other
-    photos, detect first and pass the box.
+    photos, detect first and pass the box. The network runs in torch (`hoginpaint.faces.recognition`, dlib's weights).
     """
+    return face_descriptors([image], [landmarks], [box])[0]
+
+
+def face_descriptors(images: list[RGBImage], landmarks: list[np.ndarray | None],
+                     boxes: list[FaceBox | None] | None = None) -> np.ndarray:
+    """`face_descriptor` of each image with its landmarks (and box), the network run once on all → `(N, 128)`."""
+    if boxes is None:
+        boxes = [None] * len(images)
+    if not len(images) == len(landmarks) == len(boxes):
+        raise ValueError(f"one landmarks array (or None) and box per image: got {len(images)} images, "
+                         f"{len(landmarks)} landmarks and {len(boxes)} boxes")
+    chips = [_face_chip(image, box, points) for image, box, points in zip(images, boxes, landmarks)]
+    return chip_descriptors(np.stack(chips)) if chips else np.zeros((0, 128))
+
+
+def _face_chip(image: RGBImage, box: FaceBox | None, landmarks: np.ndarray | None) -> np.ndarray:
     array = to_rgb_array(image)
     dlib = dlib_module()
     if landmarks is not None:
@@ -55,7 +65,7 @@ def face_descriptor(image: RGBImage, box: FaceBox | None = None, landmarks: np.n
             boxes = detect_faces(array)
             box = boxes[0] if boxes else whole_image_box(array)
         shape = predict_shape(array, box, "landmarks5")
-    return np.array(_recognition_model().compute_face_descriptor(array, shape), dtype=np.float64)
+    return np.asarray(dlib.get_face_chip(array, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
 
 
 def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
