@@ -3,9 +3,8 @@
 Upload any photo, paint the hole (or upload a mask, white = hole, or press a button for a hole over the eyes, nose,
 mouth or a random irregular one) and compare the methods on the framed face, shown large, and on the whole photo.
 `hoginpaint.photo.inpaint_photo` does the work; this file is the page, the models, and gradio's workarounds. Models:
-`HOGINPAINT_MODEL`, `DEEPFILL_MODEL` (a Hub id with an optional `@revision`, or a folder; default: `checkpoints/`).
-`HOGINPAINT_MASK_DIR`: the irregular hole's NVIDIA masks. `python app.py` respects GRADIO_SERVER_NAME / _PORT.
-"""
+`HOGINPAINT_MODEL`, `DEEPFILL_MODEL` (a Hub id with an optional `@revision`, or a folder; default: `checkpoints/`);
+`HOGINPAINT_MASK_DIR`: the irregular hole's NVIDIA masks. `python app.py` respects GRADIO_SERVER_NAME / _PORT."""
 from __future__ import annotations
 
 import contextlib
@@ -35,10 +34,9 @@ MASK_DIR = Path(os.environ.get("HOGINPAINT_MASK_DIR", ROOT.parent / "shared/data
 GUIDANCE_SIDE = 256  # the HOG guidance is returned at least this tall
 MAX_UPLOAD = "50mb"  # a 49 MP JPEG is ~15 MB; the editor uploads the photo again as PNG, ~25 MB for 12 MP
 # The editor's canvas before a photo arrives: no larger than any photo. Gradio 6's editor sizes its brush's hidden
-# sprite, and a layer loaded from a file, by everything on the canvas, that sprite included (js/imageeditor: brush/
-# brush-textures.ts `initialize_textures`, core/layers.ts `add_layer_from_url`): with the default 800x800 canvas a
-# button's hole on a 512x512 photo was drawn 144 px right of and below where it is filled. Emptying the editor before
-# each new photo drops the sprite of a larger earlier photo.
+# sprite, and a layer loaded from a file, by everything on the canvas, that sprite included (brush-textures.ts,
+# layers.ts): on the default 800x800 canvas a button's hole on a 512x512 photo was drawn 144 px off. Emptying the
+# editor before each new photo drops the sprite of a larger earlier photo.
 EDITOR_CANVAS = (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE)
 OUTPUT_AGE = 600  # seconds a request's files are kept (each written once, in its request's folder, served from there)
 if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
@@ -178,16 +176,15 @@ def run_on_gpu(name: str, image: Image.Image, mask_image: Image.Image):
 def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = None, intact: bool = True,
             hole: str = "none", progress: gr.Progress = gr.Progress()):  # noqa: B008 — gradio's way to get progress
     """Fill the hole of `photo` (white in `mask`, the painted strokes, and a button's `hole`: "eyes", "nose", "mouth",
-    "irregular" or "none") with every loaded method. Returns PNG files: the masked photo, the HOG guidance, the
-    HOG-guided, DeepFill v2 and Telea results (the photo's size, equal to it outside the hole), the framed face of
-    the masked input and of each result (a gallery, large: a filled eye is seen); the identity table and a status.
-    """
+    "irregular" or "none") with every loaded method → the HOG-guided, DeepFill v2 and Telea results (PNGs of the
+    photo's size, equal to it outside the hole), the identity table, a status, and the views only the page shows (each
+    file the API returns costs its client a download): the masked photo, the HOG guidance, the framed faces, large."""
     pixels, painted = read_inputs(photo, mask, brush, hole, check=True)
     loaded = {name: functools.partial(run_on_gpu, name) for name, (method, _) in METHODS.items() if method is not None}
     result = inpaint_photo(loaded, pixels, painted, intact=intact or mask is None, crop_size=CROP_SIZE,
                            progress=progress, png=True)
     folder, names = output_folder(), [None, *result.results]  # None: the masked input
-    files = {name: str(result.write_png(folder / f"{name or 'masked'}.png", name)) for name in names}
+    files = {n: str(p) for n, p in result.write_pngs({n: folder / f"{n or 'masked'}.png" for n in names}).items()}
     views = {name: str(write_png(folder / f"face-{name or 'masked'}.png", result.face_view(name))) for name in names}
     guidance = result.results["hoginpaint"].guidance if "hoginpaint" in result.results else None
     if guidance is not None:  # enlarged by a whole factor, nearest neighbour: HOG cells stay crisp on the page
@@ -198,8 +195,9 @@ def inpaint(photo: str | None, mask: str | None = None, brush: dict | None = Non
     table = None if result.identity is None else [
         [TITLES.get(name, name), round(distance, 3), "yes" if distance < faces.SAME_PERSON_THRESHOLD else "no"]
         for name, distance in result.identity.items()]
-    return (files[None], guidance, files.get("hoginpaint"), files.get("deepfill"), files["telea"],
-            [(views[name], TITLES[name]) for name in names], table, "  \n".join(note for note in notes if note))
+    page_views = (files[None], guidance, [(views[name], TITLES[name]) for name in names])
+    return (files.get("hoginpaint"), files.get("deepfill"), files["telea"], table,
+            "  \n".join(note for note in notes if note), page_views)
 
 
 with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as demo:
@@ -244,7 +242,9 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
     for choice, button in buttons.items():
         button.click(lambda photo, brush, choice=choice: to_canvas(photo, brush, choice), [photo, brush], brush,
                      api_visibility="private")
-    run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs, gallery, table, status], api_name="inpaint")
+    views = gr.State()  # (masked photo, guidance, framed faces): shown by a second event, not returned by the API
+    run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs[2:], table, status, views],
+              api_name="inpaint").success(lambda views: views, views, [*outputs[:2], gallery], api_visibility="private")
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=1, max_size=16).launch(max_file_size=MAX_UPLOAD)

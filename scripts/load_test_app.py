@@ -100,7 +100,7 @@ def call(client, folder: Path, photo: str, mask: str, timeout_s: float) -> tuple
 def good_call(client, folder: Path, timeout_s: float) -> str | None:
     """A real request; None when its HOG-guided result is the photo outside the hole, else what went wrong."""
     outputs = call(client, folder, PHOTO_NAME, MASK_NAME, timeout_s)  # as in tests/test_app.py's OUTPUTS
-    hog, status = outputs[2], outputs[-1]
+    hog, status = outputs[0], outputs[-1]
     hole = pixels(folder / MASK_NAME)[..., 0] > 127
     result, photo = pixels(hog), pixels(folder / PHOTO_NAME)
     if result.shape != photo.shape or not np.array_equal(result[~hole], photo[~hole]):

@@ -21,8 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = REPO_ROOT / "assets" / "astronaut.jpg"
 ASTRONAUT_MASK = REPO_ROOT / "assets" / "astronaut_mask.png"
 TIMEOUT = 180  # seconds for any one request (generous: CI shares 2 cores); start-up gets two of them
-# The handler's outputs, in the order of the API's return value.
-OUTPUTS = ("masked", "guidance", "hoginpaint", "deepfill", "telea", "faces", "table", "status")
+# The API's return value; the handler returns these and the page's views (masked photo, guidance, framed faces).
+OUTPUTS = ("hoginpaint", "deepfill", "telea", "table", "status")
+VIEWS = ("masked", "guidance", "faces")
 FACE_CAPTIONS = ["Masked input", "HOG-guided", "DeepFill v2", "Telea"]
 
 
@@ -51,7 +52,9 @@ def client(tmp_path_factory):
 
 
 def named(outputs: tuple) -> dict:
-    """The handler's (or the API's) return value by output name."""
+    """The API's return value, or the handler's with its page views, by output name."""
+    if len(outputs) == len(OUTPUTS) + 1:  # the handler's
+        return {**dict(zip(OUTPUTS, outputs)), **dict(zip(VIEWS, outputs[-1], strict=True))}
     assert len(outputs) == len(OUTPUTS)
     return dict(zip(OUTPUTS, outputs))
 
@@ -94,6 +97,16 @@ def test_results_equal_the_photo_outside_the_hole(client, val_face_images, tmp_p
         assert result.shape == original.shape
         np.testing.assert_array_equal(result[~hole], original[~hole])
         assert np.abs(result[hole] - original[hole]).mean() > 5  # the hole was filled, not copied
+    assert out["status"].startswith("Face found: aligned to the training framing.")
+
+
+def test_page_views_show_the_masked_photo_guidance_and_framed_faces(app_module, val_face_images, tmp_path):
+    photo = tmp_path / "face.png"
+    val_face_images[0].save(photo)
+    hole = np.zeros((256, 256), dtype=bool)
+    hole[96:160, 72:184] = True  # eyes and nose
+    out = named(app_module.inpaint(str(photo), str(save_mask(hole, tmp_path / "mask.png"))))
+    original = np.asarray(val_face_images[0]).astype(np.int16)
     np.testing.assert_array_equal(pixels(out["masked"])[hole], 255)
     np.testing.assert_array_equal(pixels(out["masked"])[~hole], original[~hole])
     guidance = np.asarray(Image.open(out["guidance"]))  # the 64 px HOG model's guidance, each pixel shown 4x4
@@ -222,7 +235,7 @@ def test_api_takes_a_feature_hole(client):
                               api_name="/inpaint").result(timeout=TIMEOUT))
     assert out["status"].startswith("Face found: aligned to the training framing.")
     assert [row[0] for row in out["table"]["data"]] == ["masked input", "HOG-guided", "DeepFill v2", "Telea"]
-    assert 500 < (pixels(out["masked"]) != pixels(str(ASTRONAUT))).any(axis=-1).sum() < 5000
+    assert 500 < (pixels(out["telea"]) != pixels(str(ASTRONAUT))).any(axis=-1).sum() < 5000
 
 
 @pytest.mark.slow
