@@ -199,12 +199,15 @@ def identity_distances(ground_truth: torch.Tensor, result: torch.Tensor,
         raise ValueError(f"pass one box and one reference descriptor per image ({count}), got {len(boxes)} and "
                          f"{len(reference_descriptors or [])}")
     distances = torch.full((count,), math.nan, dtype=torch.float64)
-    for i, box in enumerate(boxes):
-        if box is None:
-            continue
-        reference = (reference_descriptors[i] if reference_descriptors is not None
-                     else faces.face_descriptor(ground_truth[i], box=box))
-        distances[i] = faces.identity_distance(reference, faces.face_descriptor(result[i], box=box))
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    if not found:
+        return distances
+    ours = faces.face_descriptors([result[i] for i in found], [None] * len(found), [boxes[i] for i in found])
+    references = ([reference_descriptors[i] for i in found] if reference_descriptors is not None else
+                  faces.face_descriptors([ground_truth[i] for i in found], [None] * len(found),
+                                         [boxes[i] for i in found]))
+    for i, reference, descriptor in zip(found, references, ours):
+        distances[i] = faces.identity_distance(reference, descriptor)
     return distances
 
 

@@ -292,7 +292,7 @@ def _identities(pixels: np.ndarray, hole: np.ndarray, landmarks: np.ndarray | No
         return None, "No identity distances: " + why
     filled = {"masked input": masked_window, **{name: result.window for name, result in results.items()}}
     images = [pixels[region], *(_with_window(pixels, region, window, part) for part in filled.values())]
-    reference, *others = faces.face_descriptors(images, [shifted] * len(images))  # one run of the network
+    reference, *others = faces.face_descriptors(images, [shifted] * len(images))
     return {name: faces.identity_distance(reference, descriptor) for name, descriptor in zip(filled, others)}, None
 
 

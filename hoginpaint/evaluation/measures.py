@@ -36,12 +36,11 @@ class GroundTruthFaces:
 
 def analyse_faces(images: torch.Tensor) -> GroundTruthFaces:
     """Detect the largest face of each image, its 68 landmarks and its descriptor."""
-    boxes, descriptors, landmarks = [], [], []
-    for image in images:
-        box = next(iter(faces.detect_faces(image)), None)
-        boxes.append(box)
-        descriptors.append(None if box is None else faces.face_descriptor(image, box=box))
-        landmarks.append(None if box is None else faces.landmarks68(image, box))
+    boxes = [next(iter(faces.detect_faces(image)), None) for image in images]
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    computed = iter(faces.face_descriptors([images[i] for i in found], [None] * len(found), [boxes[i] for i in found]))
+    descriptors = [None if box is None else next(computed) for box in boxes]
+    landmarks = [None if box is None else faces.landmarks68(image, box) for image, box in zip(images, boxes)]
     return GroundTruthFaces(boxes, descriptors, landmarks)
 
 

@@ -40,14 +40,14 @@ def face_descriptor(image: RGBImage, box: FaceBox | None = None, landmarks: np.n
 
 def face_descriptors(images: list[RGBImage], landmarks: list[np.ndarray | None],
                      boxes: list[FaceBox | None] | None = None) -> np.ndarray:
-    """`face_descriptor` of each image with its landmarks (and box), the network run once on all → `(N, 128)`."""
+    """`face_descriptor` of each image with its landmarks (and box) → `(N, 128)`, each exactly as alone."""
     if boxes is None:
         boxes = [None] * len(images)
     if not len(images) == len(landmarks) == len(boxes):
         raise ValueError(f"one landmarks array (or None) and box per image: got {len(images)} images, "
                          f"{len(landmarks)} landmarks and {len(boxes)} boxes")
     chips = [_face_chip(image, box, points) for image, box, points in zip(images, boxes, landmarks)]
-    return chip_descriptors(np.stack(chips)) if chips else np.zeros((0, 128))
+    return chip_descriptors(np.stack(chips) if chips else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8))
 
 
 def _face_chip(image: RGBImage, box: FaceBox | None, landmarks: np.ndarray | None) -> np.ndarray:
