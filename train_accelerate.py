@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 def build_models(config: TrainConfig) -> GANModels:
     """The networks of the run: `--model`'s `TrainableModel.build`."""
-    return MODELS[config.model].build(config)
+    return MODELS[config.model].build(config.model_options())
 
 
 def main(config: TrainConfig) -> dict[str, Any]:
@@ -273,7 +273,7 @@ def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels,
                            config.checkpoints_total_limit)
     logger.info(f"saved {path}")
     if push_model and config.push_checkpoints and accelerator.is_main_process:
-        model = trained_model(config, models, models.published_generator(accelerator))
+        model = trained_model(config.model_options(), models, models.published_generator(accelerator))
         summary = {"config": config.to_dict(), **dataclasses.asdict(progress), "num_processes":
                    accelerator.num_processes, "components": model.components(),
                    "untrained_components": model.untrained, "final_validation": None}
@@ -335,7 +335,7 @@ def finish(accelerator: Accelerator, config: TrainConfig, models: GANModels, pro
             f"{last[-1][1] if last else 'not saved (no checkpoint yet)'}; resume it with --resume_from_checkpoint "
             "latest, with a lower --learning_rate or --mixed_precision no")
     elif accelerator.is_main_process:
-        model = trained_model(config, models, models.published_generator(accelerator))
+        model = trained_model(config.model_options(), models, models.published_generator(accelerator))
         summary.update(components=model.components(), untrained_components=model.untrained)
         model.save(output_dir, render_model_card(summary))
         if config.push_to_hub:

@@ -52,7 +52,7 @@ from hoginpaint.training.types import (
 )
 
 if TYPE_CHECKING:
-    from hoginpaint.training.options import TrainConfig
+    from hoginpaint.training.options import ModelOptions
 
 DEEPFILL_GENERATOR_WIDTH = 48  # the official cnum
 DEEPFILL_DISCRIMINATOR_WIDTH = 64
@@ -512,12 +512,12 @@ class DeepFillTraining:
         return terms
 
     @staticmethod
-    def build(config: TrainConfig) -> GANModels:
+    def build(options: ModelOptions) -> GANModels:
         """A fresh generator (`--base_channels`, default the official cnum 48) and discriminator (default 64)."""
-        torch.manual_seed(config.seed)  # the same initial weights on every rank
-        generator = DeepFillV2Generator(config.base_channels or DEEPFILL_GENERATOR_WIDTH)
+        torch.manual_seed(options.seed)  # the same initial weights on every rank
+        generator = DeepFillV2Generator(options.base_channels or DEEPFILL_GENERATOR_WIDTH)
         return GANModels(DeepFillTraining(), generator,
-                         SNPatchDiscriminator(config.base_channels or DEEPFILL_DISCRIMINATOR_WIDTH))
+                         SNPatchDiscriminator(options.base_channels or DEEPFILL_DISCRIMINATOR_WIDTH))
 
-    def export(self, config: TrainConfig, models: GANModels, generator: DeepFillV2Generator) -> TrainedModel:
-        return TrainedModel(DeepFillInpainter(detached_copy(generator), resolution=config.resolution))
+    def export(self, options: ModelOptions, models: GANModels, generator: DeepFillV2Generator) -> TrainedModel:
+        return TrainedModel(DeepFillInpainter(detached_copy(generator), resolution=options.resolution))

@@ -19,7 +19,7 @@ from hoginpaint.hog import HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import HoleDiscriminator, InpaintGenerator, PatchDiscriminator, StructureGenerator
 from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
-from hoginpaint.training.options import TrainConfig
+from hoginpaint.training.options import ModelOptions
 from hoginpaint.training.types import (
     GANModels,
     GuidanceKind,
@@ -33,17 +33,17 @@ from hoginpaint.training.types import (
 HOGINPAINT_WIDTH = 64  # EdgeConnect's / the paper's base width
 
 
-def new_structure_generator(config: TrainConfig) -> StructureGenerator:
+def new_structure_generator(options: ModelOptions) -> StructureGenerator:
     """A freshly initialised G_H with the run's network options."""
-    return StructureGenerator(config.base_channels or HOGINPAINT_WIDTH, config.residual_blocks,
-                              pixels_per_cell=config.pixels_per_cell, hog_scale=config.hog_scale,
-                              prefill=config.prefill)
+    return StructureGenerator(options.base_channels or HOGINPAINT_WIDTH, options.residual_blocks,
+                              pixels_per_cell=options.pixels_per_cell, hog_scale=options.hog_scale,
+                              prefill=options.prefill)
 
 
-def new_inpaint_generator(config: TrainConfig) -> InpaintGenerator:
+def new_inpaint_generator(options: ModelOptions) -> InpaintGenerator:
     """A freshly initialised G with the run's network options."""
-    return InpaintGenerator(config.base_channels or HOGINPAINT_WIDTH, config.residual_blocks, prefill=config.prefill,
-                            correction_ramp=config.correction_ramp, correction_lowpass=config.correction_lowpass)
+    return InpaintGenerator(options.base_channels or HOGINPAINT_WIDTH, options.residual_blocks, prefill=options.prefill,
+                            correction_ramp=options.correction_ramp, correction_lowpass=options.correction_lowpass)
 
 
 def load_generator(cls: type[nn.Module], reference: str, component: str) -> nn.Module:
@@ -60,68 +60,68 @@ def load_generator(cls: type[nn.Module], reference: str, component: str) -> nn.M
     return hub.load_component(cls, reference, subfolder=index[component])
 
 
-def hog_settings(models: GANModels, config: TrainConfig) -> HOGSettings:
-    """The HOG settings of the targets: those of the trained G_H when there is one, else the config's."""
+def hog_settings(models: GANModels, options: ModelOptions) -> HOGSettings:
+    """The HOG settings of the targets: those of the trained G_H when there is one, else the options'."""
     if models.structure_generator is not None:
         return models.structure_generator.hog_settings()
-    return HOGSettings(orientations=9, pixels_per_cell=config.pixels_per_cell, scale=config.hog_scale)
+    return HOGSettings(orientations=9, pixels_per_cell=options.pixels_per_cell, scale=options.hog_scale)
 
 
-def build_hog_models(config: TrainConfig) -> GANModels:
+def build_hog_models(options: ModelOptions) -> GANModels:
     """Everything a run of the HOG-guided GAN needs, loaded or initialised before training starts, so that a bad
     reference or missing VGG weights fail at once: the trained generator (fresh, `--inpaint_model` for inpaint/joint,
     or `--structure_model` for the structure stage), a fresh discriminator, the trained companions
     (`--structure_model`, `--inpaint_model`) and the VGG-16 features."""
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
-    width = config.base_channels or HOGINPAINT_WIDTH
+    torch.manual_seed(options.seed)  # the same initial weights on every rank
+    width = options.base_channels or HOGINPAINT_WIDTH
     structure_generator = inpaint_generator = None
-    if config.structure_model:
-        structure_generator = load_generator(StructureGenerator, config.structure_model, "structure_generator")
+    if options.structure_model:
+        structure_generator = load_generator(StructureGenerator, options.structure_model, "structure_generator")
         structure_generator.requires_grad_(False).eval()
-        if config.retarget_hog:  # the layers do not depend on the HOG settings; the fine-tune learns the new ones
-            structure_generator.retarget_hog(config.pixels_per_cell, config.hog_scale)
-        if structure_generator.pixels_per_cell != config.pixels_per_cell:
-            raise ValueError(f"{config.structure_model} was trained with --pixels_per_cell "
-                             f"{structure_generator.pixels_per_cell}, not {config.pixels_per_cell}; pass "
+        if options.retarget_hog:  # the layers do not depend on the HOG settings; the fine-tune learns the new ones
+            structure_generator.retarget_hog(options.pixels_per_cell, options.hog_scale)
+        if structure_generator.pixels_per_cell != options.pixels_per_cell:
+            raise ValueError(f"{options.structure_model} was trained with --pixels_per_cell "
+                             f"{structure_generator.pixels_per_cell}, not {options.pixels_per_cell}; pass "
                              f"--pixels_per_cell {structure_generator.pixels_per_cell}")
-        if structure_generator.hog_scale != config.hog_scale:
-            raise ValueError(f"{config.structure_model} was trained with --hog_scale {structure_generator.hog_scale}, "
-                             f"not {config.hog_scale}; pass --hog_scale {structure_generator.hog_scale}")
-    if config.inpaint_model:
-        inpaint_generator = load_generator(InpaintGenerator, config.inpaint_model, "inpaint_generator")
+        if structure_generator.hog_scale != options.hog_scale:
+            raise ValueError(f"{options.structure_model} was trained with --hog_scale {structure_generator.hog_scale}, "
+                             f"not {options.hog_scale}; pass --hog_scale {structure_generator.hog_scale}")
+    if options.inpaint_model:
+        inpaint_generator = load_generator(InpaintGenerator, options.inpaint_model, "inpaint_generator")
     for name, loaded in (("--structure_model", structure_generator), ("--inpaint_model", inpaint_generator)):
-        if loaded is not None and loaded.prefill != config.prefill:
-            raise ValueError(f"{getattr(config, name[2:])} ({name}) was trained with --prefill {loaded.prefill}, not "
-                             f"{config.prefill}; pass --prefill {loaded.prefill}")
+        if loaded is not None and loaded.prefill != options.prefill:
+            raise ValueError(f"{getattr(options, name[2:])} ({name}) was trained with --prefill {loaded.prefill}, not "
+                             f"{options.prefill}; pass --prefill {loaded.prefill}")
 
-    if config.stage.trains_structure:
+    if options.stage.trains_structure:
         # A trained G_H (--structure_model) is fine-tuned; otherwise G_H starts fresh.
         generator: nn.Module = (structure_generator.requires_grad_(True).train() if structure_generator is not None
-                                else new_structure_generator(config))
+                                else new_structure_generator(options))
         # D_H sees the HOG image and the grayscale face together, as EdgeConnect's edge discriminator.
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
             inpaint_generator.requires_grad_(False).eval()
         return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
 
-    generator = inpaint_generator.train() if inpaint_generator is not None else new_inpaint_generator(config)
+    generator = inpaint_generator.train() if inpaint_generator is not None else new_inpaint_generator(options)
     # a loaded G is fine-tuned under this run's ramp and low-pass
-    generator.correction_ramp, generator.correction_lowpass = config.correction_ramp, config.correction_lowpass
-    vgg = load_vgg(config) if config.loss_weights().needs_vgg else None
+    generator.correction_ramp, generator.correction_lowpass = options.correction_ramp, options.correction_lowpass
+    vgg = load_vgg(options) if options.needs_vgg else None
     # With --hole_adversarial_weight, D adds a local critic of the hole (HoleDiscriminator).
-    discriminator_class = HoleDiscriminator if config.hole_adversarial_weight > 0 else PatchDiscriminator
+    discriminator_class = HoleDiscriminator if options.hole_critic else PatchDiscriminator
     return GANModels(HOGInpaintTraining(), generator, discriminator_class(in_channels=3, base_channels=width),
                      structure_generator, None, vgg)
 
 
-def load_vgg(config: TrainConfig) -> nn.Module:
+def load_vgg(options: ModelOptions) -> nn.Module:
     """VGG-16 features from `--vgg_weights` or the Hub; `--vgg_weights random`: the random-weight stand-in
     (`losses.random_vgg16_features`, seeded by `--seed`). A clear `ValueError` if neither works: random weights only
     when asked for by name."""
-    if config.vgg_weights == losses.RANDOM_VGG:
-        return losses.random_vgg16_features(seed=config.seed)
+    if options.vgg_weights == losses.RANDOM_VGG:
+        return losses.random_vgg16_features(seed=options.seed)
     try:
-        return losses.load_vgg16_features(weights_path=config.vgg_weights)
+        return losses.load_vgg16_features(weights_path=options.vgg_weights)
     except (RuntimeError, ValueError) as error:
         raise ValueError(
             f"the perceptual and style losses need pretrained VGG-16 weights, which could not be loaded: {error}. "
@@ -228,7 +228,7 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
 
 
 
-def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel:
+def hog_export(options: ModelOptions, models: GANModels, generator: nn.Module) -> TrainedModel:
     """The HOG-guided pipeline around the trained (unwrapped) `generator` (`HOGInpaintTraining.export`).
 
     structure stage: the trained G_H with the G of `--inpaint_model`, else a fresh G (untrained);
@@ -240,22 +240,22 @@ def hog_export(config: TrainConfig, models: GANModels, generator: nn.Module) -> 
     trained = detached_copy(generator)
     untrained = []
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        if config.stage.trains_structure:
+        torch.manual_seed(options.seed)
+        if options.stage.trains_structure:
             structure = trained
             if models.inpaint_generator is not None:
                 inpaint = detached_copy(models.inpaint_generator)
             else:
-                inpaint = new_inpaint_generator(config).eval()
+                inpaint = new_inpaint_generator(options).eval()
                 untrained = ["inpaint_generator"]
         else:
             inpaint = trained
             if models.structure_generator is not None:
                 structure = detached_copy(models.structure_generator)
             else:
-                structure = new_structure_generator(config).eval()
+                structure = new_structure_generator(options).eval()
                 untrained = ["structure_generator"]
-    return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=config.resolution), untrained)
+    return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=options.resolution), untrained)
 
 
 class HOGInpaintTraining:

@@ -47,6 +47,29 @@ class DataOptions:
     seed: int
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """What building and exporting a trainable model read of a run's options (`TrainConfig.model_options`;
+    `TrainableModel.build` and `.export`): the networks, the trained companions, the losses that need more networks."""
+
+    stage: Stage
+    seed: int
+    resolution: int
+    base_channels: int | None
+    residual_blocks: int
+    pixels_per_cell: int
+    hog_scale: float
+    prefill: PrefillKind
+    correction_ramp: float
+    correction_lowpass: int
+    structure_model: str | None
+    inpaint_model: str | None
+    retarget_hog: bool
+    vgg_weights: str | None
+    needs_vgg: bool  # the perceptual or style loss is on
+    hole_critic: bool  # --hole_adversarial_weight > 0: D gets the local critic of the hole
+
+
 @dataclass
 class TrainConfig:
     """Every option of `train_accelerate.py`; the argument parser is generated from these fields."""
@@ -286,6 +309,16 @@ class TrainConfig:
             face_part_share=self.face_part_share, landmarks=tuple(self.landmark_paths),
             num_workers=self.dataloader_num_workers, batch_size=self.train_batch_size,
             num_validation_images=self.num_validation_images, seed=self.seed)
+
+    def model_options(self) -> ModelOptions:
+        """The options building and exporting the model use."""
+        return ModelOptions(
+            stage=self.stage, seed=self.seed, resolution=self.resolution, base_channels=self.base_channels,
+            residual_blocks=self.residual_blocks, pixels_per_cell=self.pixels_per_cell, hog_scale=self.hog_scale,
+            prefill=self.prefill, correction_ramp=self.correction_ramp, correction_lowpass=self.correction_lowpass,
+            structure_model=self.structure_model, inpaint_model=self.inpaint_model, retarget_hog=self.retarget_hog,
+            vgg_weights=self.vgg_weights, needs_vgg=self.loss_weights().needs_vgg,
+            hole_critic=self.hole_adversarial_weight > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values of every field, the Hub token left out."""

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from hoginpaint.losses import LossWeights
-from hoginpaint.training.options import TrainConfig
+from hoginpaint.training.options import ModelOptions
 from hoginpaint.hog import HOGSettings
 from hoginpaint.training.types import GANModels, GuidanceKind, Stage, StageOutputs, TrainedModel
 
@@ -123,8 +123,8 @@ def make_optimizers(models: GANModels, learning_rate: float, d_lr_ratio: float, 
     return generator_optimizer, discriminator_optimizer
 
 
-def trained_model(config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel:
+def trained_model(options: ModelOptions, models: GANModels, generator: nn.Module) -> TrainedModel:
     """The publishable model around the trained (unwrapped) `generator`: the model's own `export`."""
-    return models.trainer.export(config, models, generator)
+    return models.trainer.export(options, models, generator)
 
 

@@ -20,7 +20,7 @@ from hoginpaint.hog import HOGSettings
 from hoginpaint.losses import LossWeights
 
 if TYPE_CHECKING:
-    from hoginpaint.training.options import TrainConfig
+    from hoginpaint.training.options import ModelOptions
 
 
 
@@ -109,7 +109,7 @@ class TrainableModel(Protocol):
     measures_identity: bool  # whether validation reports the identity distance (RGB outputs of a face model)
 
     @staticmethod
-    def build(config: TrainConfig) -> GANModels: ...
+    def build(options: ModelOptions) -> GANModels: ...
 
     def forward(self, stage: Stage, models: GANModels, image: torch.Tensor, mask: torch.Tensor,
                 settings: HOGSettings, guidance: GuidanceKind) -> StageOutputs: ...
@@ -120,7 +120,7 @@ class TrainableModel(Protocol):
     def generator_losses(self, stage: Stage, outputs: StageOutputs, mask: torch.Tensor, discriminator: nn.Module,
                          vgg: nn.Module | None, weights: LossWeights) -> dict[str, torch.Tensor]: ...
 
-    def export(self, config: TrainConfig, models: GANModels, generator: nn.Module) -> TrainedModel: ...
+    def export(self, options: ModelOptions, models: GANModels, generator: nn.Module) -> TrainedModel: ...
 
 
 def show_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -321,7 +321,7 @@ def test_state_hash_tells_identical_weights_apart_from_different_ones():
 def test_structure_stage_exports_a_pipeline_with_a_fresh_inpaint_generator(tmp_path, structure_folder):
     config = _config(stage="structure")
     models = build_models(config)
-    model = trainer.trained_model(config, models, models.generator)
+    model = trainer.trained_model(config.model_options(), models, models.generator)
     assert model.untrained == ["inpaint_generator"]
     assert models.generator.training  # exporting leaves the trained module as it was
     model.save(tmp_path / "out", "card")
@@ -331,7 +331,7 @@ def test_structure_stage_exports_a_pipeline_with_a_fresh_inpaint_generator(tmp_p
 
     config = _config(stage="inpaint", structure_model=str(structure_folder))
     models = build_models(config)
-    model = trainer.trained_model(config, models, models.generator)
+    model = trainer.trained_model(config.model_options(), models, models.generator)
     assert model.untrained == []
     assert checkpoints.state_hash(model.pipeline.structure_generator) == checkpoints.state_hash(
         StructureGenerator.from_pretrained(structure_folder))
@@ -340,7 +340,7 @@ def test_structure_stage_exports_a_pipeline_with_a_fresh_inpaint_generator(tmp_p
 def _summary(**config_overrides) -> dict:
     config = _config(stage="inpaint", **config_overrides)
     models = build_models(config)
-    model = trainer.trained_model(config, models, models.generator)
+    model = trainer.trained_model(config.model_options(), models, models.generator)
     return {"config": config.to_dict(), "global_step": 120, "images_seen": 1920, "num_processes": 2,
             "wall_time_s": 3725.0, "skipped_images": 3, "final_validation": {"psnr": 21.5, "ssim": 0.734},
             "components": model.components(), "untrained_components": model.untrained}
@@ -389,7 +389,7 @@ def test_deepfill_exports_an_inpainter_that_the_baselines_load(tmp_path):
 
     config = _config(model="deepfill", stage="inpaint")
     models = build_models(config)
-    model = trainer.trained_model(config, models, models.generator)
+    model = trainer.trained_model(config.model_options(), models, models.generator)
     assert model.components() == {"generator": {"base_channels": 8}} and model.untrained == []
     model.save(tmp_path / "deepfill", render_model_card({
         "config": config.to_dict(), "global_step": 1, "images_seen": 8, "components": model.components()}))
@@ -589,7 +589,7 @@ def test_retarget_hog_moves_a_loaded_structure_generator_to_new_hog_settings(tmp
     assert hog_model.hog_settings(models, config).scale == 0.12
     same = StructureGenerator.from_pretrained(structure_folder)
     assert checkpoints.state_hash(models.generator) == checkpoints.state_hash(same)  # the layers stay
-    trainer.trained_model(config, models, models.generator).save(tmp_path / "out", "card")
+    trainer.trained_model(config.model_options(), models, models.generator).save(tmp_path / "out", "card")
     saved = json.loads((tmp_path / "out" / "structure_generator" / "config.json").read_text())
     assert (saved["pixels_per_cell"], saved["hog_scale"]) == (4, 0.12)
     loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
