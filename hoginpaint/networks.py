@@ -197,6 +197,12 @@ class _Generator(nn.Module):
 # The networks
 
 
+def _check_hog_scale(hog_scale: float) -> None:
+    if isinstance(hog_scale, bool) or not isinstance(hog_scale, (int, float)) or not (
+            math.isfinite(hog_scale) and hog_scale > 0):
+        raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
+
+
 class StructureGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, library_name="hoginpaint", pipeline_tag="image-to-image",
                          tags=["face-inpainting", "hog"]):
     """G_H: predicts the full scaled HOG image of a face from its masked grayscale, masked HOG image and mask.
@@ -216,9 +222,7 @@ class StructureGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, libra
         _check_positive_int("residual_blocks", residual_blocks)
         _check_positive_int("orientations", orientations)
         _check_positive_int("pixels_per_cell", pixels_per_cell)
-        if isinstance(hog_scale, bool) or not isinstance(hog_scale, (int, float)) or not (
-                math.isfinite(hog_scale) and hog_scale > 0):
-            raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
+        _check_hog_scale(hog_scale)
         _check_bool("use_spectral_norm", use_spectral_norm)
         check_prefill_kind(prefill)
         super().__init__(in_channels=3, out_channels=1, base_channels=base_channels, residual_blocks=residual_blocks,
@@ -236,9 +240,7 @@ class StructureGenerator(_Generator, StrictHubMixin, PyTorchModelHubMixin, libra
         """Take new HOG settings before fine-tuning (e.g. cells twice as large at twice the resolution): the layers
         stay; `save_pretrained` records the new settings. Only a fine-tune on the new targets makes them right."""
         _check_positive_int("pixels_per_cell", pixels_per_cell)
-        if isinstance(hog_scale, bool) or not isinstance(hog_scale, (int, float)) or not (
-                math.isfinite(hog_scale) and hog_scale > 0):
-            raise ValueError(f"hog_scale must be a positive finite number, got {hog_scale!r}")
+        _check_hog_scale(hog_scale)
         self.pixels_per_cell, self.hog_scale = pixels_per_cell, float(hog_scale)
         self._record("pixels_per_cell", pixels_per_cell)
         self._record("hog_scale", float(hog_scale))

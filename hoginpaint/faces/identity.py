@@ -4,7 +4,7 @@ dlib's ResNet-29 face recognition model (`dlib_face_recognition_resnet_model_v1`
 `face-recognition-models`), whose descriptors are 99.38 % accurate on LFW with the 0.6 threshold
 (`SAME_PERSON_THRESHOLD`), run in torch from dlib's file (`hoginpaint.faces.recognition`), loaded once, on first
 use. The evaluation, the validation during training and the Space all measure identity through `face_descriptor`
-(or `face_descriptors`, several faces in one run of the network) and `identity_distance`.
+(or `face_descriptors`, several faces at once) and `identity_distance`.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def face_descriptors(images: list[RGBImage], landmarks: list[np.ndarray | None],
         raise ValueError(f"one landmarks array (or None) and box per image: got {len(images)} images, "
                          f"{len(landmarks)} landmarks and {len(boxes)} boxes")
     chips = [_face_chip(image, box, points) for image, box, points in zip(images, boxes, landmarks)]
-    return chip_descriptors(np.stack(chips) if chips else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8))
+    return chip_descriptors(chips)
 
 
 def _face_chip(image: RGBImage, box: FaceBox | None, landmarks: np.ndarray | None) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +152,8 @@ def recognition_net() -> FaceRecognitionNet:
     return FaceRecognitionNet(read_dlib_resnet(model_path("recognition")))
 
 
-def chip_descriptors(chips: np.ndarray) -> np.ndarray:
-    """Descriptors of `(N, 150, 150, 3)` uint8 face chips (dlib's `get_face_chip`) → `(N, 128)` float64.
+def chip_descriptors(chips: Sequence[np.ndarray]) -> np.ndarray:
+    """Descriptors of `(150, 150, 3)` uint8 face chips (dlib's `get_face_chip`) → `(N, 128)` float64.
 
     One chip at a time: a face's descriptor is then the same bit for bit whatever else is measured with it (batched
     convolutions round differently, by about 1e-7), at 9 ms a chip instead of 4."""
