@@ -61,7 +61,7 @@ from hoginpaint.training.hog_model import HOGInpaintTraining, hog_settings
 from hoginpaint.training.options import TrainConfig, config_from_args
 from hoginpaint.training.trainer import make_optimizers, train_step, trained_model, update_ema
 from hoginpaint.training.types import GANModels, TrainableModel, TrainedModel
-from hoginpaint.training.validation import validate
+from hoginpaint.training.validation import validate_batches
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -140,15 +140,17 @@ def main(config: TrainConfig) -> dict[str, Any]:
     elif config.resume_from_checkpoint == "latest":
         logger.info(f"no checkpoint in {output_dir} yet: starting from step 0")
 
-    batches = training_batches(config.data_options(), accelerator.process_index, accelerator.num_processes, progress.global_step)
-    validation_batch = None
+    batches = training_batches(config.data_options(), accelerator.process_index, accelerator.num_processes,
+                               progress.global_step)
+    validation_batches = None
     if config.validation_steps >= 0 and accelerator.is_main_process:
-        validation_batch = {key: value.to(accelerator.device) for key, value in validation_data(config.data_options()).items()}
+        validation_batches = {name: {key: value.to(accelerator.device) for key, value in batch.items()}
+                              for name, batch in validation_data(config.data_options()).items()}
     accelerator.init_trackers(f"{config.model}-{config.stage}", config=_tracker_config(config))
 
     try:
         status, validation = train(accelerator, config, models, (generator_optimizer, discriminator_optimizer),
-                                   batches, validation_batch, settings, progress)
+                                   batches, validation_batches, settings, progress)
     finally:
         batches.close()  # stops the loader workers
     summary = finish(accelerator, config, models, progress, status, validation, started, resume_path)
@@ -180,7 +182,7 @@ def resume(accelerator: Accelerator, checkpoint: Path, config: TrainConfig, opti
 
 
 def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, optimizers: tuple, batches: Any,
-          validation_batch: dict | None, settings: Any, progress: Progress) -> tuple[str, dict[str, float] | None]:
+          validation_batches: dict | None, settings: Any, progress: Progress) -> tuple[str, dict[str, float] | None]:
     """The loop: steps until `--max_train_steps`, with logging, checkpoints and validation on optimizer steps.
 
     Returns the status (``completed`` or ``nonfinite``) and the last validation metrics.
@@ -198,7 +200,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
     saved_step = progress.global_step if progress.global_step and on_disk else None
     if progress.global_step == 0 and config.validation_steps > 0:
         # Where training starts from (with a pre-fill: the classical floor): the first point of the learning curve.
-        validation = run_validation(accelerator, config, models, validation_batch, settings, 0, 0)
+        validation = run_validation(accelerator, config, models, validation_batches, settings, 0, 0)
     run_started = time.monotonic()
     while progress.global_step < config.max_train_steps:
         batch = next(batches)
@@ -237,7 +239,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
             checkpoint(accelerator, config, models, progress)
             saved_step = step
         if config.validation_steps > 0 and step % config.validation_steps == 0 and step < config.max_train_steps:
-            validation = run_validation(accelerator, config, models, validation_batch, settings, step,
+            validation = run_validation(accelerator, config, models, validation_batches, settings, step,
                                         progress.images_seen)
         if result.past_deadline:  # the main process's clock, as of this step's loss check
             logger.info(f"--max_train_minutes {config.max_train_minutes} reached at step {step}: stopping")
@@ -248,7 +250,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
         # The final state, so that a longer run can resume; `finish` pushes the final model.
         checkpoint(accelerator, config, models, progress, push_model=False)
     if config.validation_steps >= 0:
-        validation = run_validation(accelerator, config, models, validation_batch, settings, progress.global_step,
+        validation = run_validation(accelerator, config, models, validation_batches, settings, progress.global_step,
                                     progress.images_seen)
     return "completed", validation
 
@@ -282,21 +284,24 @@ def checkpoint(accelerator: Accelerator, config: TrainConfig, models: GANModels,
     return path
 
 
-def run_validation(accelerator: Accelerator, config: TrainConfig, models: GANModels, batch: dict | None,
+def run_validation(accelerator: Accelerator, config: TrainConfig, models: GANModels, batches: dict | None,
                    settings: Any, step: int, images_seen: int) -> dict[str, float] | None:
-    """Validate on the main process (the others wait); log metrics and the image grid, save the grid as PNG and
-    append the metrics to ``validation/metrics.jsonl`` (one line per validation: the learning curve)."""
+    """Validate on the main process (the others wait); log the metrics and image grids, save each grid as PNG
+    (``step-N.png``; ``step-N-parts.png`` for the facial-part holes) and append the metrics to
+    ``validation/metrics.jsonl`` (one line per validation: the learning curve)."""
     metrics = None
     if accelerator.is_main_process:
         unwrapped = dataclasses.replace(models, generator=models.published_generator(accelerator))
         with accelerator.autocast():
-            metrics, grid = validate(config.stage, unwrapped, batch, settings, config.guidance)
+            metrics, grids = validate_batches(config.stage, unwrapped, batches, settings, config.guidance)
         accelerator.log({f"validation/{key}": value for key, value in metrics.items()}, step=step)
         tracker = accelerator.get_tracker("tensorboard", unwrap=True)
-        tracker.add_image("validation/masked | guidance | output | target", grid, global_step=step)
         folder = Path(config.output_dir) / "validation"
         folder.mkdir(exist_ok=True)
-        _save_png(grid, folder / f"step-{step:07d}.png")
+        for name, grid in grids.items():
+            suffix = "" if name == "holes" else f"-{name}"
+            tracker.add_image(f"validation{suffix}/masked | guidance | output | target", grid, global_step=step)
+            _save_png(grid, folder / f"step-{step:07d}{suffix}.png")
         with open(folder / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps({"step": step, "images_seen": images_seen, **metrics}) + "\n")
         logger.info(f"step {step}: validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")

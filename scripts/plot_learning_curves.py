@@ -48,7 +48,11 @@ def main() -> None:
     keys = [("psnr", "validation PSNR (dB)"), ("identity_distance", "identity distance (dlib, lower is better)"),
             ("hole_detail", "hole detail (1 = the ground truth's)"),
             ("landmark_error", "landmark error under the hole (lower is better)"),
-            ("hog_hole_l1", "G_H: HOG error in the hole cells (lower is better)")]
+            ("hog_hole_l1", "G_H: HOG error in the hole cells (lower is better)"),
+            ("parts_psnr", "eye, nose, mouth holes: PSNR (dB)"),
+            ("parts_hole_detail", "eye, nose, mouth holes: hole detail"),
+            ("parts_hole_contrast", "eye, nose, mouth holes: hole contrast"),
+            ("parts_landmark_error", "eye, nose, mouth holes: landmark error")]
     keys = [(key, title) for key, title in keys if any(key in entry for curve in curves.values() for entry in curve)]
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)

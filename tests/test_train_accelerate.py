@@ -120,11 +120,13 @@ def test_structure_stage_trains_on_two_ranks_that_stay_identical(runs):
     pipeline = HOGInpaintPipeline.from_pretrained(out)
     assert _same_weights(pipeline.structure_generator, _checkpoint_weights(checkpoint))
     assert summary["untrained_components"] == ["inpaint_generator"]
-    # Validated at the start (step 0: the learning curve's first point), every 2 steps and at the end.
-    assert sorted(p.name for p in (out / "validation").iterdir()) == [
-        "metrics.jsonl", "step-0000000.png", "step-0000002.png", "step-0000003.png"]
+    # Validated at the start (step 0: the learning curve's first point), every 2 steps and at the end, on the run's
+    # holes and on the same faces with facial-part holes.
+    assert sorted(p.name for p in (out / "validation").iterdir()) == sorted(["metrics.jsonl"] + [
+        f"step-000000{step}{suffix}.png" for step in (0, 2, 3) for suffix in ("", "-parts")])
     curve = [json.loads(line) for line in (out / "validation" / "metrics.jsonl").read_text().splitlines()]
     assert [point["step"] for point in curve] == [0, 2, 3]
+    assert all(point["parts_hog_hole_l1"] > 0 and point["parts_psnr"] != point["psnr"] for point in curve)
     assert [point["images_seen"] for point in curve] == [0, 8, 12]  # 2 ranks x batch 2 per step
     assert Image.open(out / "validation" / "step-0000003.png").size == (4 * 64, 2 * 64)
     assert list((out / "logs").rglob("events.out.tfevents.*"))

@@ -375,9 +375,37 @@ def training_batches(options: DataOptions, rank: int, world_size: int, resume_st
     return endless_batches(loader, stream)
 
 
-def validation_data(options: DataOptions) -> dict[str, torch.Tensor]:
-    """The fixed validation batch: the first `--num_validation_images` images of the validation split, with masks
-    drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume)."""
+# The evaluation's facial-part holes, given to the validation faces in turn.
+VALIDATION_FACE_PARTS: tuple[str, ...] = ("eyes", "nose", "mouth")
+
+
+def face_part_batch(images: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """`images` `(B, 3, R, R)` again, each with a hole over its eyes, nose or mouth in turn (`faces.feature_mask`,
+    the evaluation's holes), placed from dlib's 68 landmarks: ``{"image", "mask"}`` of the faces dlib finds, None
+    when it finds none (or, with a warning, when dlib or its models are missing)."""
+    from hoginpaint import realism
+    from hoginpaint.faces import feature_mask
+
+    try:
+        references = realism.face_references(images)
+    except (ImportError, RuntimeError) as error:  # dlib or its models missing (e.g. a bare GPU machine)
+        warnings.warn(f"no facial-part validation: {error}", stacklevel=2)
+        return None
+    side = images.shape[-1]
+    working_side = max(side, 256)  # face_references' landmarks are pixels of the face scaled up to >= 256
+    found = [(index, reference[1] * (side / working_side))
+             for index, reference in enumerate(references) if reference is not None]
+    if not found:
+        return None
+    masks = [torch.from_numpy(feature_mask(landmarks, side, VALIDATION_FACE_PARTS[turn % len(VALIDATION_FACE_PARTS)]))
+             for turn, (_, landmarks) in enumerate(found)]
+    return {"image": images[[index for index, _ in found]], "mask": torch.stack(masks)[:, None]}
+
+
+def validation_data(options: DataOptions) -> dict[str, dict[str, torch.Tensor]]:
+    """The fixed validation batches: ``"holes"``, the first `--num_validation_images` images of the validation split
+    with masks drawn from a generator seeded by `--seed` (the same batch at every validation and after a resume);
+    with `--validation_face_parts`, ``"parts"``: the same faces with facial-part holes (`face_part_batch`)."""
     sources = options.sources
     batches = []
     for index, source in enumerate(sources):
@@ -389,4 +417,6 @@ def validation_data(options: DataOptions) -> dict[str, torch.Tensor]:
         images = load_image_dataset(source, split, options.image_column, streaming=True)
         batches.append(validation_batch(images, options.image_column, options.resolution, count,
                                              mask_source(options, "eval"), options.seed))
-    return {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}
+    holes = {key: torch.cat([batch[key] for batch in batches]) for key in ("image", "mask")}
+    parts = face_part_batch(holes["image"]) if options.validation_face_parts else None
+    return {"holes": holes, **({"parts": parts} if parts is not None else {})}

@@ -44,6 +44,7 @@ class DataOptions:
     num_workers: int
     batch_size: int
     num_validation_images: int
+    validation_face_parts: bool
     seed: int
 
 
@@ -206,6 +207,10 @@ class TrainConfig:
     validation_steps: int = option(500, "validate on a fixed batch every N steps (0: only at the end; "
                                          "-1: never)")
     num_validation_images: int = option(8, "images in the fixed validation batch")
+    validation_face_parts: bool = option(True, "also validate on the same faces with a hole over the eyes, the nose "
+                                                "or the mouth in turn (the evaluation's facial-part holes, placed from "
+                                                "dlib's landmarks; faces dlib does not find are left out): the "
+                                                "learning curve's parts_* metrics")
     logging_dir: str = option("logs", "TensorBoard log folder, relative to output_dir")
 
     # Hub
@@ -308,7 +313,8 @@ class TrainConfig:
             resolution=self.resolution, mask_dir=self.mask_dir, mask_kind=self.mask_kind,
             face_part_share=self.face_part_share, landmarks=tuple(self.landmark_paths),
             num_workers=self.dataloader_num_workers, batch_size=self.train_batch_size,
-            num_validation_images=self.num_validation_images, seed=self.seed)
+            num_validation_images=self.num_validation_images, validation_face_parts=self.validation_face_parts,
+            seed=self.seed)
 
     def model_options(self) -> ModelOptions:
         """The options building and exporting the model use."""

@@ -1,6 +1,7 @@
 """Validation during training: PSNR / SSIM (as the evaluation computes them), dlib identity distance, the realism of
-the hole (as the evaluation measures it: `hoginpaint.realism`) and an image grid of the stage's output on a fixed
-batch."""
+the hole (as the evaluation measures it: `hoginpaint.realism`) and an image grid of the stage's output on fixed
+batches: ``"holes"`` (the run's masks; its metrics unprefixed) and ``"parts"`` (holes over the eyes, nose and mouth;
+metrics ``parts_*``), so that the learning curve shows what PSNR on irregular holes hides."""
 from __future__ import annotations
 
 import math
@@ -112,3 +113,17 @@ def validate(stage: Stage, models: GANModels, batch: dict[str, torch.Tensor], se
         metrics.update(hole_realism(outputs.composited, outputs.target, batch["mask"], settings))
     grid = image_grid([outputs.masked, outputs.guidance, outputs.composited, outputs.target])
     return metrics, grid
+
+
+def validate_batches(stage: Stage, models: GANModels, batches: dict[str, dict[str, torch.Tensor]],
+                     settings: HOGSettings, guidance_kind: GuidanceKind = "hog"
+                     ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """`validate` on each named batch of `training.data.validation_data`: one dict of metrics, those of the
+    ``"holes"`` batch unprefixed and the others' prefixed by their name (``parts_psnr``), and the grids by name."""
+    metrics: dict[str, float] = {}
+    grids = {}
+    for name, batch in batches.items():
+        values, grids[name] = validate(stage, models, batch, settings, guidance_kind)
+        prefix = "" if name == "holes" else f"{name}_"
+        metrics.update({f"{prefix}{key}": value for key, value in values.items()})
+    return metrics, grids

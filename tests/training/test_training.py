@@ -478,8 +478,15 @@ def test_several_training_sources_are_interleaved_and_validated_together(shared_
     config = options.TrainConfig(train_data_dir=f"{shared_data / 'celeba'},{shared_data / 'faces'}",
                                   resolution=64, num_validation_images=5, mask_kind="rectangle")
     assert config.data_sources == [str(shared_data / "celeba"), str(shared_data / "faces")]
-    batch = data.validation_data(config.data_options())
+    batches = data.validation_data(config.data_options())
+    batch = batches["holes"]
     assert batch["image"].shape == (5, 3, 64, 64) and batch["mask"].shape == (5, 1, 64, 64)
+    # The same faces with facial-part holes, those dlib finds at 64 px (scaled up to 256 to look).
+    parts = batches["parts"]
+    assert 1 <= len(parts["image"]) <= 5 and parts["mask"].shape[1:] == (1, 64, 64)
+    assert any(torch.equal(face, image) for face in parts["image"] for image in batch["image"])
+    without = dataclasses.replace(config, validation_face_parts=False)
+    assert set(data.validation_data(without.data_options())) == {"holes"}
     stream = data.load_image_datasets(config.data_sources, "train", "image")
     # CelebA's training images are 128 px, UTKFace's 200 px: one from each source in turn.
     sizes = [data.decode_image(example["image"]).size[0] for example, _ in zip(stream, range(6))]
