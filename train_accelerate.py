@@ -126,7 +126,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
     models = dataclasses.replace(
         models, generator=generator, discriminator=discriminator,
         **{name: getattr(models, name).to(accelerator.device)
-           for name in ("structure_generator", "vgg") if getattr(models, name) is not None})
+           for name in ("structure_generator", "vgg", "coarse") if getattr(models, name) is not None})
 
     if config.ema_decay > 0:
         ema = copy.deepcopy(accelerator.unwrap_model(generator)).requires_grad_(False).eval()

@@ -12,8 +12,9 @@ Paste-back (`hoginpaint.imageio.paste_back`) puts each result into its input's h
 the model refines a classical pre-fill, the fill is computed first at the input's own size; the model refines that
 fill downsampled to its resolution, and only the model's change is upsampled and added to the full-resolution fill,
 faded in from the hole's rim by the generator's `correction_ramp` scaled to the input. So the model's resolution
-costs none of the classical floor's detail. Two optional hooks say what a model refines: `_prefill_kind()` (default
-``none``) and `_correction_ramp()` (pixels at the model's resolution, default 0).
+costs none of the classical floor's detail. Three optional hooks say what a model refines: `_prefill_kind()` (default
+``none``), `_correction_ramp()` (pixels at the model's resolution, default 0) and `_bases()` (fills at the inputs'
+own sizes that replace the classical one, e.g. a coarse model's results in a coarse-to-fine cascade).
 """
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ class Inpainter(ComponentModel):
     def _correction_ramp(self) -> float:
         return 0.0
 
+    def _bases(self, originals: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """The fills at each input's own size that the model refines in place of the classical pre-fill (a coarse
+        model's results), or None for the classical one (`_prefill_kind`)."""
+        return None
+
     def _output(self, images: list, masked: list, run: ModelRun, mask: torch.Tensor) -> Any:
         raise NotImplementedError
 
@@ -85,14 +91,17 @@ class Inpainter(ComponentModel):
         # 1. prepare inputs: each image and mask at its own size → one (B, ·, R, R) batch
         images, masks = load_images(image), load_masks(mask_image)
         batch = prepare(images, masks, self.resolution)
-        kind, bases, filled = self._prefill_kind(), [], None
-        if kind != "none":
-            # the classical fill at each input's own size, and the same fill at the model's resolution
+        kind, bases, filled = self._prefill_kind(), self._bases(batch.originals, batch.original_masks), None
+        if bases is None and kind != "none":
+            # the classical fill at each input's own size
             bases = [prefill_around_hole(original, mask, kind, iterations=PASTE_BACK_ITERATIONS,
                                          exact_up_to=PASTE_BACK_EXACT_PIXELS)
                      for original, mask in zip(batch.originals, batch.original_masks)]
-            # (the model's input is that fill too: it holds the known pixels, and nothing that was under the hole)
+        if bases:
+            # the same fill at the model's resolution: the model's input (it holds the known pixels, and nothing
+            # that was under the hole)
             filled = resize_images(bases, self.resolution)
+        bases = bases or []
         image = batch.image if filled is None else filled
         with torch.inference_mode():
             # 2. the model's networks at its resolution

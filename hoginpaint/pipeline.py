@@ -77,13 +77,16 @@ out.images[0].save("restored.png")
 """
 
     def __init__(self, structure_generator: StructureGenerator, inpaint_generator: InpaintGenerator,
-                 resolution: int = 256) -> None:
+                 resolution: int = 256, coarse: HOGInpaintPipeline | None = None) -> None:
         multiple = math.lcm(4, structure_generator.pixels_per_cell)  # G's encoder halves twice; whole HOG cells
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16 or resolution % multiple:
             raise ValueError(f"resolution must be an int >= 16 and a multiple of {multiple}, got {resolution!r}")
+        if coarse is not None:
+            check_coarse(coarse, resolution, prefill_kind(inpaint_generator))
         self.structure_generator = structure_generator.eval()
         self.inpaint_generator = inpaint_generator.eval()
         self.resolution = resolution
+        self.coarse = coarse
 
     # -----------------------------------------------------------------------------------------------------------------
     # Building, saving, loading
@@ -103,6 +106,12 @@ out.images[0].save("restored.png")
 
     def _prefill_kind(self) -> str:
         return prefill_kind(self.inpaint_generator)
+
+    def _bases(self, originals: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        # In a cascade the coarse pipeline's results, at each input's size, are what the generators refine.
+        if self.coarse is None:
+            return None
+        return list(self.coarse(originals, masks, output_type="pt").images)
 
     def _correction_ramp(self) -> float:
         return getattr(self.inpaint_generator, "correction_ramp", 0.0)
@@ -134,3 +143,21 @@ out.images[0].save("restored.png")
             hog_pred_tensor=run.extras["hog_pred"],
             mask_tensor=mask,
         )
+
+
+HOGInpaintPipeline.PARTS = {"coarse": HOGInpaintPipeline}
+
+
+def check_coarse(coarse: object, resolution: int, kind: str) -> None:
+    """A cascade's coarse stage is a `HOGInpaintPipeline` (itself without one) at a lower resolution, and the fine
+    generators refine a fill (they were built with a pre-fill, which its result replaces)."""
+    if not isinstance(coarse, HOGInpaintPipeline):
+        raise ValueError(f"coarse must be a HOGInpaintPipeline, got {type(coarse).__name__}")
+    if coarse.coarse is not None:
+        raise ValueError("coarse is itself a cascade; pass a pipeline without a coarse stage")
+    if coarse.resolution >= resolution:
+        raise ValueError(f"the coarse pipeline works at {coarse.resolution} px, not below this pipeline's {resolution} "
+                         "px; pass a lower-resolution pipeline")
+    if kind == "none":
+        raise ValueError("generators built without a pre-fill (prefill='none') cannot refine a coarse pipeline's "
+                         "result; pass generators built with a pre-fill")

@@ -12,14 +12,16 @@ Holes are filled with zeros in every input (the paper's configuration, ``prefill
 were built with a pre-fill (`hoginpaint.prefill`), with a classical fill of the hole computed from the known pixels
 only: G_H then sees the pre-filled face and its HOG image, and G the pre-filled RGB face. The mask channel tells the
 networks where the hole is either way. The pre-fill kind is read from each generator (`prefill_kind`), so that a
-model loaded with `from_pretrained` is fed exactly as it was trained.
+model loaded with `from_pretrained` is fed exactly as it was trained. In a coarse-to-fine cascade the fill is instead
+a lower-resolution pipeline's result (`coarse_fill`): the generators then refine its face, not a smooth surface.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from hoginpaint.hog import HOGSettings, composite_guidance, guidance_target, hole_cells, to_gray
 from hoginpaint.prefill import prefill
@@ -112,3 +114,29 @@ def inpaint_stage(
     masked_image = image * (1 - mask)
     raw = inpaint_generator(filled, guidance, mask)
     return raw, masked_image + raw * mask
+
+
+class CoarseModel(Protocol):
+    """What `coarse_fill` runs: a pipeline's two generators at its resolution (`HOGInpaintPipeline`)."""
+
+    structure_generator: StructureGenerator
+    inpaint_generator: InpaintGenerator
+    resolution: int
+
+
+@torch.no_grad()
+def coarse_fill(coarse: CoarseModel, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`image` `(B, 3, H, W)` with its hole (`mask` `(B, 1, H, W)`, 1 = hole) filled by a lower-resolution pipeline:
+    image and mask brought to its resolution as a pipeline call brings them (antialiased bicubic; the mask
+    max-pooled, so that every hole pixel stays in the hole), its two stages run there, and its result upsampled
+    (bicubic) into the hole. The known pixels are the image's own."""
+    check_image_and_mask(image, mask)
+    side = coarse.resolution
+    small = F.interpolate(image, size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    small_mask = F.adaptive_max_pool2d(mask, (side, side))
+    structure = structure_stage(coarse.structure_generator, small, small_mask)
+    filled = structure.filled if prefill_kind(coarse.inpaint_generator) == prefill_kind(
+        coarse.structure_generator) else None
+    _, result = inpaint_stage(coarse.inpaint_generator, small, small_mask, structure.guidance, filled=filled)
+    result = F.interpolate(result, size=image.shape[2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    return image * (1 - mask) + result * mask

@@ -180,3 +180,70 @@ def test_the_shared_call_equals_the_two_stages_composed_by_hand():
     assert torch.equal(out.result_tensor, composited)
     assert torch.equal(out.guidance_tensor, structure.guidance)
     assert torch.equal(out.images[0], paste_back(image, composited[0].clone(), mask, feather=4))
+
+
+def _prefilled_pipeline(resolution: int, seed: int, coarse: HOGInpaintPipeline | None = None) -> HOGInpaintPipeline:
+    from hoginpaint.networks import InpaintGenerator, StructureGenerator
+
+    torch.manual_seed(seed)
+    return HOGInpaintPipeline(StructureGenerator(8, 1, pixels_per_cell=4, prefill="biharmonic"),
+                              InpaintGenerator(8, 1, prefill="biharmonic"), resolution=resolution, coarse=coarse)
+
+
+def test_a_cascade_refines_the_coarse_pipelines_result(tmp_path):
+    """A coarse-to-fine cascade: the fine generators refine the coarse pipeline's full-size results (in place of the
+    classical fill), the known pixels stay the input's, and the cascade saves and loads whole."""
+    from hoginpaint.imageio import paste_back, prepare, resize_images
+    from hoginpaint.stages import coarse_fill
+
+    coarse = _prefilled_pipeline(32, seed=1)
+    with torch.no_grad():  # a coarse G that corrects its classical fill (a fresh one's last layer is zero)
+        for parameter in coarse.inpaint_generator.parameters():
+            parameter.normal_(0, 0.1, generator=torch.Generator().manual_seed(parameter.numel()))
+    fine = _prefilled_pipeline(64, seed=2, coarse=coarse)
+    rows, columns = torch.meshgrid(torch.linspace(0, 3, 90), torch.linspace(0, 2, 70), indexing="ij")
+    image = torch.stack([0.5 + 0.4 * torch.sin(rows + columns), 0.5 + 0.3 * torch.cos(rows), 0.4 + 0.2 * columns])
+    mask = torch.zeros(1, 90, 70)
+    mask[:, 20:55, 15:50] = 1
+    out = fine(image=image, mask_image=mask, output_type="pt")
+    assert torch.equal(out.images[0] * (1 - mask), image * (1 - mask))
+    # By hand: the coarse pipeline's result at the input's size is the base; the fine stages refine it at 64 px.
+    base = coarse(image=image, mask_image=mask, output_type="pt").images[0]
+    batch = prepare([image], [mask], 64)
+    filled = resize_images([base], 64)
+    with torch.inference_mode():
+        structure = structure_stage(fine.structure_generator, filled, batch.mask, filled=filled)
+        _, composited = inpaint_stage(fine.inpaint_generator, filled, batch.mask, structure.guidance, filled=filled)
+    assert torch.equal(out.result_tensor, composited)
+    classical = _prefilled_pipeline(64, seed=2)(image=image, mask_image=mask, output_type="pt").images[0]
+    assert float((out.images[0] - classical).abs().max()) > 0.05  # the coarse stage is not the classical fill
+    expected = paste_back(image, composited[0].clone(), mask, feather=4, base=base, base_lowres=filled[0],
+                          ramp=fine._correction_ramp() * (90 * 70) ** 0.5 / 64)
+    assert torch.equal(out.images[0], expected)
+    # The training path's fill (coarse_fill, batched at the model's resolution) is the same coarse fill: on a smooth
+    # image, inside the hole, it departs from the full-size result brought to 64 px by a fraction of what the coarse
+    # G changed (the classical floor is solved at 32 px there, at the input's size here, and pasted back feathered).
+    trained_on = coarse_fill(coarse, batch.image, batch.mask)
+    inside = batch.mask.expand_as(trained_on) == 1
+    assert torch.equal(trained_on[~inside], batch.image[~inside])
+    correction = float((resize_images([classical], 64) - filled)[inside].abs().mean())
+    assert float((trained_on - filled)[inside].abs().mean()) < 0.25 * correction
+
+    fine.save_pretrained(tmp_path / "cascade")
+    loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "cascade")
+    assert loaded.coarse.resolution == 32 and loaded.coarse.coarse is None
+    assert torch.equal(loaded(image=image, mask_image=mask, output_type="pt").images[0], out.images[0])
+    assert loaded.to(dtype=torch.float64).coarse.dtype == torch.float64
+
+
+def test_a_cascade_is_refused_where_it_cannot_work():
+    coarse = _prefilled_pipeline(32, seed=1)
+    with pytest.raises(ValueError, match="coarse pipeline works at 32 px, not below this pipeline's 32 px"):
+        _prefilled_pipeline(32, seed=2, coarse=coarse)
+    with pytest.raises(ValueError, match="coarse is itself a cascade"):
+        _prefilled_pipeline(128, seed=2, coarse=_prefilled_pipeline(64, seed=3, coarse=coarse))
+    paper = HOGInpaintPipeline.from_config(base_channels=8, residual_blocks=1, resolution=64)
+    with pytest.raises(ValueError, match="prefill='none'.* cannot refine a coarse pipeline's result"):
+        HOGInpaintPipeline(paper.structure_generator, paper.inpaint_generator, resolution=64, coarse=coarse)
+    with pytest.raises(ValueError, match="coarse must be a HOGInpaintPipeline"):
+        HOGInpaintPipeline(paper.structure_generator, paper.inpaint_generator, resolution=64, coarse="coarse/")

@@ -229,12 +229,14 @@ class ComponentModel:
     The layout of `HOGInpaintPipeline` and `DeepFillInpainter`: `model_index.json` names the class, the hoginpaint
     version, each component's subfolder and the model resolution; each subfolder holds `config.json` +
     `model.safetensors`; `README.md` is the model card. Subclasses set `COMPONENTS` (constructor argument → network
-    class), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
+    class), `PARTS` (optional constructor arguments that are models of this kind, each saved whole in its subfolder
+    and named in the index), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
     take the components and `resolution` as constructor arguments, and describe themselves for the default model card
     (`CARD_TITLE`, `CARD_TAGS`, `CARD_DESCRIPTION`, `CARD_USAGE`).
     """
 
     COMPONENTS: dict[str, type] = {}
+    PARTS: dict[str, type] = {}  # optional constructor arguments that are themselves ComponentModels, in subfolders
     NOUN = "model"
     KIND = "hoginpaint model"
     resolution: int
@@ -269,31 +271,43 @@ class ComponentModel:
         layout = {} if memory_format is None else {"memory_format": memory_format}
         for name in self.COMPONENTS:
             getattr(self, name).to(device=device, dtype=dtype, **layout)
+        for name in self.PARTS:
+            if getattr(self, name) is not None:
+                getattr(self, name).to(device=device, dtype=dtype, memory_format=memory_format)
         return self
 
     @classmethod
     def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
                         token: str | bool | None = None, cache_dir: str | Path | None = None,
                         local_files_only: bool = False, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None):
-        """Load a model saved by `save_pretrained` from a local folder or a Hub repository id.
+                        dtype: torch.dtype | None = None, subfolder: str | None = None):
+        """Load a model saved by `save_pretrained` from a local folder or a Hub repository id (`subfolder`: the
+        folder inside it that holds the model).
 
         Raises `HubError` (a ValueError) naming the repository and what to try when it cannot.
         """
         access = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
-        source = describe(repo_id_or_path, revision)
+        source = describe(repo_id_or_path, revision) + (f", subfolder '{subfolder}'" if subfolder else "")
         try:
-            index_path = resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, revision=revision, **access)
+            index_path = resolve_repo_file(repo_id_or_path, MODEL_INDEX_NAME, subfolder=subfolder, revision=revision,
+                                           **access)
         except MissingFileError:
             raise MissingFileError(f"{source} has no {MODEL_INDEX_NAME}, so it is not a {cls.KIND}; save one with "
                                    f"{cls.__name__}.save_pretrained") from None
         index = cls._read_index(index_path, source)
         revision = pinned_revision(index_path, revision)  # every component from the same commit
+
+        def inside(name: str) -> str:
+            return f"{subfolder}/{name}" if subfolder else name
+
         components = {
-            name: load_component(component_class, repo_id_or_path, index[name], revision=revision, **access)
+            name: load_component(component_class, repo_id_or_path, inside(index[name]), revision=revision, **access)
             for name, component_class in cls.COMPONENTS.items()
         }
-        return cls(**components, resolution=index["resolution"]).to(device=device, dtype=dtype)
+        parts = {name: part_class.from_pretrained(repo_id_or_path, revision=revision, subfolder=inside(index[name]),
+                                                  **access)
+                 for name, part_class in cls.PARTS.items() if index.get(name) is not None}
+        return cls(**components, **parts, resolution=index["resolution"]).to(device=device, dtype=dtype)
 
     def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
         """Write `model_index.json`, one subfolder per component and `README.md` into `save_directory`.
@@ -307,10 +321,13 @@ class ComponentModel:
         save_directory.mkdir(parents=True, exist_ok=True)
         for name in self.COMPONENTS:
             save_component(getattr(self, name), save_directory / name)
+        parts = {name: getattr(self, name) for name in self.PARTS if getattr(self, name) is not None}
+        for name, part in parts.items():
+            part.save_pretrained(save_directory / name, model_card=f"The `{name}` part of the model one folder up.\n")
         index = {
             "_class_name": type(self).__name__,
             "_hoginpaint_version": hoginpaint.__version__,
-            **{name: name for name in self.COMPONENTS},
+            **{name: name for name in (*self.COMPONENTS, *parts)},
             "resolution": self.resolution,
         }
         (save_directory / MODEL_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
@@ -329,12 +346,13 @@ class ComponentModel:
 
     @classmethod
     def _read_index(cls, path: Path, source: str) -> dict:
-        """Parse and check `model_index.json`: the class, each component's subfolder, the resolution."""
+        """Parse and check `model_index.json`: the class, each component's (and present part's) subfolder, the
+        resolution."""
         index = parse_json_object(path, MODEL_INDEX_NAME, source, f"re-save the {cls.NOUN}")
         if index.get("_class_name") != cls.__name__:
             raise HubError(f"{source} holds a {index.get('_class_name')!r}, not a {cls.__name__}; pass a repository "
                            f"saved by {cls.__name__}.save_pretrained")
-        for name in cls.COMPONENTS:
+        for name in (*cls.COMPONENTS, *(part for part in cls.PARTS if index.get(part) is not None)):
             subfolder = index.get(name)
             if not isinstance(subfolder, str) or not subfolder or ".." in Path(subfolder).parts or \
                     Path(subfolder).is_absolute():

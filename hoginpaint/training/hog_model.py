@@ -18,7 +18,7 @@ from hoginpaint import losses
 from hoginpaint.hog import HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import HoleDiscriminator, InpaintGenerator, PatchDiscriminator, StructureGenerator
-from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
+from hoginpaint.stages import coarse_fill, inpaint_stage, prefill_kind, structure_stage
 from hoginpaint.training.options import ModelOptions
 from hoginpaint.training.types import (
     GANModels,
@@ -93,6 +93,7 @@ def build_hog_models(options: ModelOptions) -> GANModels:
         if loaded is not None and loaded.prefill != options.prefill:
             raise ValueError(f"{getattr(options, name[2:])} ({name}) was trained with --prefill {loaded.prefill}, not "
                              f"{options.prefill}; pass --prefill {loaded.prefill}")
+    coarse = load_coarse(options) if options.coarse_model else None
 
     if options.stage.trains_structure:
         # A trained G_H (--structure_model) is fine-tuned; otherwise G_H starts fresh.
@@ -102,7 +103,7 @@ def build_hog_models(options: ModelOptions) -> GANModels:
         discriminator = PatchDiscriminator(in_channels=2, base_channels=width)
         if inpaint_generator is not None:
             inpaint_generator.requires_grad_(False).eval()
-        return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator)
+        return GANModels(HOGInpaintTraining(), generator, discriminator, None, inpaint_generator, coarse=coarse)
 
     generator = inpaint_generator.train() if inpaint_generator is not None else new_inpaint_generator(options)
     # a loaded G is fine-tuned under this run's ramp and low-pass
@@ -111,7 +112,18 @@ def build_hog_models(options: ModelOptions) -> GANModels:
     # With --hole_adversarial_weight, D adds a local critic of the hole (HoleDiscriminator).
     discriminator_class = HoleDiscriminator if options.hole_critic else PatchDiscriminator
     return GANModels(HOGInpaintTraining(), generator, discriminator_class(in_channels=3, base_channels=width),
-                     structure_generator, None, vgg)
+                     structure_generator, None, vgg, coarse=coarse)
+
+
+def load_coarse(options: ModelOptions):
+    """The frozen `--coarse_model` pipeline, checked against this run (a lower resolution)."""
+    from hoginpaint.pipeline import HOGInpaintPipeline, check_coarse
+
+    coarse = HOGInpaintPipeline.from_pretrained(options.coarse_model)
+    check_coarse(coarse, options.resolution, options.prefill)
+    for generator in (coarse.structure_generator, coarse.inpaint_generator):
+        generator.requires_grad_(False).eval()
+    return coarse
 
 
 def load_vgg(options: ModelOptions) -> nn.Module:
@@ -137,10 +149,12 @@ def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torc
     stage = Stage(stage)
     with torch.no_grad():
         target_hog = guidance_target(image, settings)
+    # In a cascade the generators refine the coarse pipeline's result instead of their classical pre-fill.
+    coarse = coarse_fill(models.coarse, image, mask) if models.coarse is not None else None
     if stage.trains_structure:
         # Called through a DDP wrapper when there is one, so that gradients are synchronised; the settings are passed
         # in because the wrapper does not forward `hog_settings()`.
-        result = structure_stage(models.generator, image, mask, settings)
+        result = structure_stage(models.generator, image, mask, settings, filled=coarse)
         gray = to_gray(image)
         return StageOutputs(
             real=torch.cat([target_hog, gray], dim=1),  # (B, 2, H, W): HOG image, grayscale face
@@ -151,12 +165,12 @@ def hog_forward(stage: Stage, models: GANModels, image: torch.Tensor, mask: torc
             guidance=result.hog_known,
             composited=result.guidance,
         )
-    filled = None
+    filled = coarse
     if not stage.guided_by_structure_generator:
         guidance = target_hog  # known cells and ground-truth hole cells: the whole ground-truth HOG image
     else:
         with torch.no_grad():
-            structure = structure_stage(models.structure_generator, image, mask)
+            structure = structure_stage(models.structure_generator, image, mask, filled=coarse)
         guidance = structure.guidance
         if prefill_kind(models.structure_generator) == prefill_kind(models.generator):
             filled = structure.filled
@@ -255,7 +269,8 @@ def hog_export(options: ModelOptions, models: GANModels, generator: nn.Module) -
             else:
                 structure = new_structure_generator(options).eval()
                 untrained = ["structure_generator"]
-    return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=options.resolution), untrained)
+    return TrainedModel(HOGInpaintPipeline(structure, inpaint, resolution=options.resolution, coarse=models.coarse),
+                        untrained)
 
 
 class HOGInpaintTraining:

@@ -65,6 +65,7 @@ class ModelOptions:
     correction_lowpass: int
     structure_model: str | None
     inpaint_model: str | None
+    coarse_model: str | None
     retarget_hog: bool
     vgg_weights: str | None
     needs_vgg: bool  # the perceptual or style loss is on
@@ -91,6 +92,10 @@ class TrainConfig:
     inpaint_model: str | None = option(None, "a trained inpainting generator (local folder or Hub id; a pipeline or "
                                               "a generator folder) to start G from (joint stage), or to carry into "
                                               "the saved pipeline (structure stage)")
+    coarse_model: str | None = option(None, "a trained pipeline at a lower resolution (local folder or Hub id): "
+                                            "the generators refine its result, upsampled into the hole, instead of "
+                                            "the classical pre-fill (a coarse-to-fine cascade; the saved pipeline "
+                                            "holds it in coarse/). Needs a --prefill")
     output_dir: str = option("hoginpaint-model", "where checkpoints, logs, the trained pipeline, "
                                                   "training_summary.json and the model card are written")
 
@@ -267,6 +272,10 @@ class TrainConfig:
         if self.retarget_hog and not (self.stage.trains_structure and self.structure_model):
             raise ValueError("--retarget_hog fine-tunes a loaded G_H to new HOG settings: use it with --stage "
                              "structure and --structure_model")
+        if self.coarse_model and (self.model != "hoginpaint" or self.prefill == "none"):
+            raise ValueError("--coarse_model makes the HOG-guided generators refine a coarse pipeline's result in "
+                             "place of the classical pre-fill: use it with --model hoginpaint and a --prefill (the "
+                             "kind the loaded generators were built with)")
         if self.model == "deepfill" and self.stage is not Stage.INPAINT:
             raise ValueError(f"--model deepfill trains a single network, not a {self.stage!r} stage; pass --stage "
                              "inpaint")
@@ -322,7 +331,8 @@ class TrainConfig:
             stage=self.stage, seed=self.seed, resolution=self.resolution, base_channels=self.base_channels,
             residual_blocks=self.residual_blocks, pixels_per_cell=self.pixels_per_cell, hog_scale=self.hog_scale,
             prefill=self.prefill, correction_ramp=self.correction_ramp, correction_lowpass=self.correction_lowpass,
-            structure_model=self.structure_model, inpaint_model=self.inpaint_model, retarget_hog=self.retarget_hog,
+            structure_model=self.structure_model, inpaint_model=self.inpaint_model,
+            coarse_model=self.coarse_model, retarget_hog=self.retarget_hog,
             vgg_weights=self.vgg_weights, needs_vgg=self.loss_weights().needs_vgg,
             hole_critic=self.hole_adversarial_weight > 0)
 

@@ -68,6 +68,7 @@ class GANModels:
     inpaint_generator: nn.Module | None = None
     vgg: nn.Module | None = None
     ema_generator: nn.Module | None = None  # the moving average of `generator`'s weights (--ema_decay)
+    coarse: Any = None  # a frozen lower-resolution pipeline whose result the generators refine (--coarse_model)
 
     @property
     def name(self) -> str:

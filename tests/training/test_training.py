@@ -601,3 +601,40 @@ def test_retarget_hog_moves_a_loaded_structure_generator_to_new_hog_settings(tmp
     assert (saved["pixels_per_cell"], saved["hog_scale"]) == (4, 0.12)
     loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
     assert loaded.structure_generator.hog_settings() == models.generator.hog_settings()
+
+
+def test_a_cascade_trains_on_the_coarse_pipelines_fill_and_exports_it(accelerator, tmp_path):
+    """--coarse_model: G_H and G see the coarse pipeline's result in the hole, and the export carries the coarse
+    pipeline in coarse/."""
+    from hoginpaint.stages import coarse_fill
+
+    torch.manual_seed(2)
+    coarse = HOGInpaintPipeline(StructureGenerator(8, 1, pixels_per_cell=4, prefill="biharmonic"),
+                                InpaintGenerator(8, 1, prefill="biharmonic"), resolution=16)
+    coarse.save_pretrained(tmp_path / "coarse")
+    guide = tmp_path / "guide"
+    StructureGenerator(8, 1, prefill="biharmonic").save_pretrained(guide)
+    with pytest.raises(ValueError, match="--coarse_model .* a --prefill"):
+        _config(stage="joint", structure_model=str(guide), coarse_model=str(tmp_path / "coarse"))
+    HOGInpaintPipeline(coarse.structure_generator, coarse.inpaint_generator, resolution=SIZE).save_pretrained(
+        tmp_path / "same")
+    with pytest.raises(ValueError, match=f"coarse pipeline works at {SIZE} px, not below this pipeline's {SIZE} px"):
+        build_models(_config(stage="inpaint", prefill="biharmonic", coarse_model=str(tmp_path / "same")))
+    config = _config(stage="joint", structure_model=str(guide), prefill="biharmonic",
+                     coarse_model=str(tmp_path / "coarse"))
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    image, mask = _batch(3)
+    settings = hog_model.hog_settings(models, config)
+    outputs = trainer.forward_stage(config.stage, models, image, mask, settings)
+    # G's input is the coarse fill: G's own forward on it gives the same raw output.
+    expected = accelerator.unwrap_model(models.generator)(
+        coarse_fill(models.coarse, image, mask), outputs.guidance, mask)
+    torch.testing.assert_close(outputs.prediction, expected)
+    result = trainer.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage, config.loss_weights(),
+                                settings)
+    assert result.finite
+    exported = trainer.trained_model(config.model_options(), models, accelerator.unwrap_model(models.generator))
+    exported.save(tmp_path / "out", "card")
+    loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
+    assert loaded.coarse.resolution == 16
+    assert checkpoints.state_hash(loaded.coarse.inpaint_generator) == checkpoints.state_hash(coarse.inpaint_generator)
