@@ -22,6 +22,13 @@ _MASK_KINDS = {
 }
 
 
+def _public_name(reference: str | None) -> str | None:
+    """A Hub id as it is; a local folder by its name only (no local paths in a public card)."""
+    if not reference:
+        return None
+    return Path(reference).name if Path(reference).expanduser().exists() else reference
+
+
 def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
                       evaluation: dict[str, dict[str, float | str]] | None = None,
                       template_path: str | Path = TEMPLATE_PATH, history: list[dict[str, Any]] | None = None,
@@ -62,6 +69,7 @@ def render_model_card(summary: dict[str, Any], repo_id: str | None = None,
         repo_id=repo_id,
         untrained=summary.get("untrained_components") or [],
         prefill=config.get("prefill", "none"),
+        coarse=_public_name(config.get("coarse_model")),
         untrained_text=" and ".join(f"`{name}`" for name in summary.get("untrained_components") or []),
         dataset_description=_dataset_description(config, is_hub_dataset),
         mask_description=_mask_description(config),

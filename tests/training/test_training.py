@@ -637,4 +637,7 @@ def test_a_cascade_trains_on_the_coarse_pipelines_fill_and_exports_it(accelerato
     exported.save(tmp_path / "out", "card")
     loaded = HOGInpaintPipeline.from_pretrained(tmp_path / "out")
     assert loaded.coarse.resolution == 16
+    card = render_model_card({"config": config.to_dict(), "global_step": 1, "images_seen": 2,
+                              "components": exported.components()})
+    assert "**Coarse to fine.**" in card and "`coarse`" in card and str(tmp_path) not in card
     assert checkpoints.state_hash(loaded.coarse.inpaint_generator) == checkpoints.state_hash(coarse.inpaint_generator)
