@@ -34,7 +34,7 @@ from hoginpaint import faces, metrics, realism  # noqa: E402
 from hoginpaint.hog import composite_guidance, guidance_target  # noqa: E402
 from hoginpaint.masks import FolderMasks  # noqa: E402
 from hoginpaint.pipeline import HOGInpaintPipeline  # noqa: E402
-from hoginpaint.stages import inpaint_stage, structure_stage  # noqa: E402
+from hoginpaint.stages import coarse_fill, inpaint_stage, structure_stage  # noqa: E402
 from hoginpaint.training.data import center_crop_resize, decode_image, load_image_dataset  # noqa: E402
 
 GUIDANCES = ("oracle", "predicted", "prefill", "zeros")
@@ -73,8 +73,10 @@ def hole_sets(landmarks: list[np.ndarray | None], resolution: int, mask_dir: str
 
 @torch.no_grad()
 def fill(pipeline: HOGInpaintPipeline, image: torch.Tensor, mask: torch.Tensor, guidance: str) -> torch.Tensor:
-    """G's composited output `(B, 3, R, R)` with the hole cells of the guidance taken from `guidance`."""
-    structure = structure_stage(pipeline.structure_generator, image, mask)
+    """G's composited output `(B, 3, R, R)` with the hole cells of the guidance taken from `guidance` (a cascade's
+    generators refining its coarse pipeline's fill)."""
+    filled = coarse_fill(pipeline.coarse, image, mask) if pipeline.coarse is not None else None
+    structure = structure_stage(pipeline.structure_generator, image, mask, filled=filled)
     settings = pipeline.structure_generator.hog_settings()
     hole_cells_from = {
         "oracle": guidance_target(image, settings),
