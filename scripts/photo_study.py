@@ -5,8 +5,8 @@ mouth: the framed face of each result, large, in one PNG, and the hole's detail,
         biharmonic --output docs/photo_study.png
 
 Photos: scikit-image's astronaut (Eileen Collins, NASA, public domain), shipped with scikit-image, whole and as a
-tighter portrait crop, and any photos given with `--photos`; none of them is in the data the models were trained or
-evaluated on. The workflow is the Space's (`hoginpaint.photo.inpaint_photo`): the face is found on the known pixels
+tighter portrait crop; matplotlib's sample portrait of Grace Hopper (U.S. Navy, public domain); and any photos given
+with `--photos`; none of them is in the data the models were trained or evaluated on. The workflow is the Space's (`hoginpaint.photo.inpaint_photo`): the face is found on the known pixels
 and framed, and only the hole changes. A photo on which dlib finds no face is skipped and named.
 """
 from __future__ import annotations
@@ -31,10 +31,14 @@ def photos(extra: list[Path]) -> dict[str, np.ndarray]:
     """The photos, as uint8 RGB arrays."""
     import skimage.data
 
+    import matplotlib.cbook
+
     astronaut = skimage.data.astronaut()
     found = {"astronaut": astronaut, "astronaut portrait": np.ascontiguousarray(astronaut[20:276, 110:366])}
+    hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    found["Grace Hopper"] = np.array(Image.open(hopper).convert("RGB"))
     for path in extra:
-        found[path.stem] = np.asarray(Image.open(path).convert("RGB"))
+        found[path.stem] = np.array(Image.open(path).convert("RGB"))
     return found
 
 

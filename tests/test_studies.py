@@ -36,6 +36,7 @@ def test_photo_study_writes_the_sheet_and_measures_each_method(tmp_path, capsys)
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| astronaut")]
     assert len(rows) == 4  # two photos x two methods, one hole
+    assert sum(line.startswith("| Grace Hopper |") for line in printed.splitlines()) == 2  # a second person
     detail = {line.split(" | ")[2]: float(line.split(" | ")[3]) for line in rows if "portrait" not in line}
     assert detail["biharmonic"] < detail["telea"]  # the smooth fill has the least detail
     from PIL import Image
