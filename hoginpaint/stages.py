@@ -125,18 +125,28 @@ class CoarseModel(Protocol):
 
 
 @torch.no_grad()
-def coarse_fill(coarse: CoarseModel, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """`image` `(B, 3, H, W)` with its hole (`mask` `(B, 1, H, W)`, 1 = hole) filled by a lower-resolution pipeline:
-    image and mask brought to its resolution as a pipeline call brings them (antialiased bicubic; the mask
-    max-pooled, so that every hole pixel stays in the hole), its two stages run there, and its result upsampled
-    (bicubic) into the hole. The known pixels are the image's own."""
+def coarse_fill(coarse: CoarseModel, image: torch.Tensor, mask: torch.Tensor, feather: int = 4) -> torch.Tensor:
+    """`image` `(B, 3, H, W)` with its hole (`mask` `(B, 1, H, W)`, 1 = hole) filled by a lower-resolution pipeline
+    as a pipeline call fills it (`hoginpaint.inference`): the coarse generators' classical fill at the image's own
+    resolution; the coarse stages on that fill brought to their resolution (antialiased bicubic; the mask
+    max-pooled, so that every hole pixel stays in the hole); and only their change upsampled and added to the fill,
+    faded in by their correction ramp and feathered at the rim (`imageio.paste_back`). The known pixels are the
+    image's own. What a cascade's fine generators refine, in training as at inference."""
+    from hoginpaint.imageio import paste_back
+
     check_image_and_mask(image, mask)
     side = coarse.resolution
-    small = F.interpolate(image, size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    kind = prefill_kind(coarse.inpaint_generator)
+    base = prefill(image, mask, kind) if kind != "none" else image
+    small = F.interpolate(base, size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
     small_mask = F.adaptive_max_pool2d(mask, (side, side))
-    structure = structure_stage(coarse.structure_generator, small, small_mask)
-    filled = structure.filled if prefill_kind(coarse.inpaint_generator) == prefill_kind(
-        coarse.structure_generator) else None
-    _, result = inpaint_stage(coarse.inpaint_generator, small, small_mask, structure.guidance, filled=filled)
-    result = F.interpolate(result, size=image.shape[2:], mode="bicubic", align_corners=False).clamp(0, 1)
-    return image * (1 - mask) + result * mask
+    same_fill = kind == prefill_kind(coarse.structure_generator)
+    prefilled = small if kind != "none" else None
+    structure = structure_stage(coarse.structure_generator, small, small_mask, filled=prefilled if same_fill else None)
+    _, result = inpaint_stage(coarse.inpaint_generator, small, small_mask, structure.guidance, filled=prefilled)
+    if kind == "none":
+        return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather) for i in range(len(image))])
+    # the ramp in the image's pixels: the coarse generator's ramp times the image's scale over the coarse model's
+    ramp = getattr(coarse.inpaint_generator, "correction_ramp", 0.0) * (image.shape[-1] * image.shape[-2]) ** 0.5 / side
+    return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather, base=base[i], base_lowres=small[i],
+                                   ramp=ramp) for i in range(len(image))]).to(image.dtype)

@@ -222,7 +222,7 @@ def test_a_cascade_refines_the_coarse_pipelines_result(tmp_path):
     assert torch.equal(out.images[0], expected)
     # The training path's fill (coarse_fill, batched at the model's resolution) is the same coarse fill: on a smooth
     # image, inside the hole, it departs from the full-size result brought to 64 px by a fraction of what the coarse
-    # G changed (the classical floor is solved at 32 px there, at the input's size here, and pasted back feathered).
+    # G changed (the classical floor is solved at 64 px there, more precisely and at the input's size here).
     trained_on = coarse_fill(coarse, batch.image, batch.mask)
     inside = batch.mask.expand_as(trained_on) == 1
     assert torch.equal(trained_on[~inside], batch.image[~inside])
