@@ -15,14 +15,15 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from hoginpaint import hub
-from hoginpaint.imageio import to_pil
+from hoginpaint.imageio import paste_back, to_pil
 from hoginpaint.inference import Inpainter, ModelRun
 from hoginpaint.networks import InpaintGenerator, StructureGenerator
 from hoginpaint.prefill import prefill
-from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
+from hoginpaint.stages import check_image_and_mask, inpaint_stage, prefill_kind, structure_stage
 
 MODEL_INDEX_NAME = hub.MODEL_INDEX_NAME
 COMPONENTS = {"structure_generator": StructureGenerator, "inpaint_generator": InpaintGenerator}
@@ -161,3 +162,26 @@ def check_coarse(coarse: object, resolution: int, kind: str) -> None:
     if kind == "none":
         raise ValueError("generators built without a pre-fill (prefill='none') cannot refine a coarse pipeline's "
                          "result; pass generators built with a pre-fill")
+
+
+@torch.no_grad()
+def coarse_fill(coarse: HOGInpaintPipeline, image: torch.Tensor, mask: torch.Tensor, feather: int = 4) -> torch.Tensor:
+    """`image` `(B, 3, H, W)` with its hole (`mask` `(B, 1, H, W)`, 1 = hole) filled by a lower-resolution pipeline
+    as its call fills it (`hoginpaint.inference`), batched: its classical fill at the image's own resolution; its
+    networks (`_run`) on that fill brought to its resolution (antialiased bicubic; the mask max-pooled, so that every
+    hole pixel stays in the hole); and only their change upsampled and added to the fill, faded in by its correction
+    ramp and feathered at the rim (`imageio.paste_back`). The known pixels are the image's own. What a cascade's fine
+    generators refine, in training as at inference."""
+    check_image_and_mask(image, mask)
+    side = coarse.resolution
+    kind = coarse._prefill_kind()
+    base = prefill(image, mask, kind) if kind != "none" else image
+    small = F.interpolate(base, size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    small_mask = F.adaptive_max_pool2d(mask, (side, side))
+    result = coarse._run(small, small_mask, small if kind != "none" else None).result
+    if kind == "none":
+        return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather) for i in range(len(image))])
+    # the ramp in the image's pixels: the coarse model's ramp times the image's scale over the coarse model's
+    ramp = coarse._correction_ramp() * (image.shape[-1] * image.shape[-2]) ** 0.5 / side
+    return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather, base=base[i], base_lowres=small[i],
+                                   ramp=ramp) for i in range(len(image))]).to(image.dtype)

@@ -13,15 +13,14 @@ were built with a pre-fill (`hoginpaint.prefill`), with a classical fill of the 
 only: G_H then sees the pre-filled face and its HOG image, and G the pre-filled RGB face. The mask channel tells the
 networks where the hole is either way. The pre-fill kind is read from each generator (`prefill_kind`), so that a
 model loaded with `from_pretrained` is fed exactly as it was trained. In a coarse-to-fine cascade the fill is instead
-a lower-resolution pipeline's result (`coarse_fill`): the generators then refine its face, not a smooth surface.
+a lower-resolution pipeline's result (`hoginpaint.pipeline.coarse_fill`), passed in as `filled`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from hoginpaint.hog import HOGSettings, composite_guidance, guidance_target, hole_cells, to_gray
 from hoginpaint.prefill import prefill
@@ -115,38 +114,3 @@ def inpaint_stage(
     raw = inpaint_generator(filled, guidance, mask)
     return raw, masked_image + raw * mask
 
-
-class CoarseModel(Protocol):
-    """What `coarse_fill` runs: a pipeline's two generators at its resolution (`HOGInpaintPipeline`)."""
-
-    structure_generator: StructureGenerator
-    inpaint_generator: InpaintGenerator
-    resolution: int
-
-
-@torch.no_grad()
-def coarse_fill(coarse: CoarseModel, image: torch.Tensor, mask: torch.Tensor, feather: int = 4) -> torch.Tensor:
-    """`image` `(B, 3, H, W)` with its hole (`mask` `(B, 1, H, W)`, 1 = hole) filled by a lower-resolution pipeline
-    as a pipeline call fills it (`hoginpaint.inference`): the coarse generators' classical fill at the image's own
-    resolution; the coarse stages on that fill brought to their resolution (antialiased bicubic; the mask
-    max-pooled, so that every hole pixel stays in the hole); and only their change upsampled and added to the fill,
-    faded in by their correction ramp and feathered at the rim (`imageio.paste_back`). The known pixels are the
-    image's own. What a cascade's fine generators refine, in training as at inference."""
-    from hoginpaint.imageio import paste_back
-
-    check_image_and_mask(image, mask)
-    side = coarse.resolution
-    kind = prefill_kind(coarse.inpaint_generator)
-    base = prefill(image, mask, kind) if kind != "none" else image
-    small = F.interpolate(base, size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-    small_mask = F.adaptive_max_pool2d(mask, (side, side))
-    same_fill = kind == prefill_kind(coarse.structure_generator)
-    prefilled = small if kind != "none" else None
-    structure = structure_stage(coarse.structure_generator, small, small_mask, filled=prefilled if same_fill else None)
-    _, result = inpaint_stage(coarse.inpaint_generator, small, small_mask, structure.guidance, filled=prefilled)
-    if kind == "none":
-        return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather) for i in range(len(image))])
-    # the ramp in the image's pixels: the coarse generator's ramp times the image's scale over the coarse model's
-    ramp = getattr(coarse.inpaint_generator, "correction_ramp", 0.0) * (image.shape[-1] * image.shape[-2]) ** 0.5 / side
-    return torch.stack([paste_back(image[i], result[i], mask[i], feather=feather, base=base[i], base_lowres=small[i],
-                                   ramp=ramp) for i in range(len(image))]).to(image.dtype)

@@ -194,7 +194,7 @@ def test_a_cascade_refines_the_coarse_pipelines_result(tmp_path):
     """A coarse-to-fine cascade: the fine generators refine the coarse pipeline's full-size results (in place of the
     classical fill), the known pixels stay the input's, and the cascade saves and loads whole."""
     from hoginpaint.imageio import paste_back, prepare, resize_images
-    from hoginpaint.stages import coarse_fill
+    from hoginpaint.pipeline import coarse_fill
 
     coarse = _prefilled_pipeline(32, seed=1)
     with torch.no_grad():  # a coarse G that corrects its classical fill (a fresh one's last layer is zero)

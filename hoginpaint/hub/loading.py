@@ -230,9 +230,9 @@ class ComponentModel:
     version, each component's subfolder and the model resolution; each subfolder holds `config.json` +
     `model.safetensors`; `README.md` is the model card. Subclasses set `COMPONENTS` (constructor argument → network
     class), `PARTS` (optional constructor arguments that are models of this kind, each saved whole in its subfolder
-    and named in the index), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder without an index),
-    take the components and `resolution` as constructor arguments, and describe themselves for the default model card
-    (`CARD_TITLE`, `CARD_TAGS`, `CARD_DESCRIPTION`, `CARD_USAGE`).
+    and named in the index), `NOUN` (what to call the model in messages) and `KIND` (the "not a ..." of a folder
+    without an index), take the components and `resolution` as constructor arguments, and describe themselves for the
+    default model card (`CARD_TITLE`, `CARD_TAGS`, `CARD_DESCRIPTION`, `CARD_USAGE`).
     """
 
     COMPONENTS: dict[str, type] = {}

@@ -386,14 +386,14 @@ def face_part_batch(images: torch.Tensor) -> dict[str, torch.Tensor] | None:
     from hoginpaint import realism
     from hoginpaint.faces import feature_mask
 
+    dlib_side = 256  # faces are scaled up to this side to look for landmarks (dlib misses small faces)
     try:
-        references = realism.face_references(images)
+        references = realism.face_references(images, side=dlib_side)
     except (ImportError, RuntimeError) as error:  # dlib or its models missing (e.g. a bare GPU machine)
         warnings.warn(f"no facial-part validation: {error}", stacklevel=2)
         return None
     side = images.shape[-1]
-    working_side = max(side, 256)  # face_references' landmarks are pixels of the face scaled up to >= 256
-    found = [(index, reference[1] * (side / working_side))
+    found = [(index, reference[1] * (side / max(side, dlib_side)))
              for index, reference in enumerate(references) if reference is not None]
     if not found:
         return None

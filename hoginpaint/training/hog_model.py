@@ -18,7 +18,8 @@ from hoginpaint import losses
 from hoginpaint.hog import HOGSettings, guidance_target, to_gray
 from hoginpaint.losses import LossWeights
 from hoginpaint.networks import HoleDiscriminator, InpaintGenerator, PatchDiscriminator, StructureGenerator
-from hoginpaint.stages import coarse_fill, inpaint_stage, prefill_kind, structure_stage
+from hoginpaint.pipeline import coarse_fill
+from hoginpaint.stages import inpaint_stage, prefill_kind, structure_stage
 from hoginpaint.training.options import ModelOptions
 from hoginpaint.training.types import (
     GANModels,

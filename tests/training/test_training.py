@@ -606,7 +606,7 @@ def test_retarget_hog_moves_a_loaded_structure_generator_to_new_hog_settings(tmp
 def test_a_cascade_trains_on_the_coarse_pipelines_fill_and_exports_it(accelerator, tmp_path):
     """--coarse_model: G_H and G see the coarse pipeline's result in the hole, and the export carries the coarse
     pipeline in coarse/."""
-    from hoginpaint.stages import coarse_fill
+    from hoginpaint.pipeline import coarse_fill
 
     torch.manual_seed(2)
     coarse = HOGInpaintPipeline(StructureGenerator(8, 1, pixels_per_cell=4, prefill="biharmonic"),
