@@ -236,15 +236,15 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
                                       ("hoginpaint", "HOG-guided"), ("deepfill", "DeepFill v2"), ("telea", "Telea")]]
     table = gr.Dataframe(headers=["image", "identity distance to the original", "same person (< 0.6)"],
                          label="Identity (dlib descriptors; lower is closer)", interactive=False, elem_id="identity")
-    # Emptied first: the editor then drops its brush sprite sized to the previous photo (see EDITOR_CANVAS).
-    photo.change(lambda: None, None, brush, api_visibility="private").then(
+    # Emptied first, in the browser (the editor then drops its brush sprite: EDITOR_CANVAS). No queued event follows
+    # another: one that joins as the page's event stream closes can wait forever (gradio 6).
+    photo.change(None, None, brush, js="() => null", api_visibility="private").then(
         to_canvas, photo, brush, api_visibility="private")
     for choice, button in buttons.items():
-        button.click(lambda photo, brush, choice=choice: to_canvas(photo, brush, choice), [photo, brush], brush,
-                     api_visibility="private")
+        button.click(functools.partial(to_canvas, choice=choice), [photo, brush], brush, api_visibility="private")
     views = gr.State()  # (masked photo, guidance, framed faces): shown by a second event, not returned by the API
-    run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs[2:], table, status, views],
-              api_name="inpaint").success(lambda views: views, views, [*outputs[:2], gallery], api_visibility="private")
+    run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs[2:], table, status, views], api_name="inpaint"
+              ).success(lambda views: views, views, [*outputs[:2], gallery], queue=False, api_visibility="private")
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=1, max_size=16).launch(max_file_size=MAX_UPLOAD)

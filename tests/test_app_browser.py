@@ -32,10 +32,11 @@ def browser_and_url(tmp_path_factory):
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM}; the browser test never downloads one")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with serve_app(tmp_path_factory.mktemp("browser")) as url, sync_api.sync_playwright() as playwright:
+    folder = tmp_path_factory.mktemp("browser")
+    with serve_app(folder) as url, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT * 1000)
         try:
-            yield browser, url
+            yield browser, url, folder / "app.log"
         finally:
             browser.close()
 
@@ -45,9 +46,19 @@ def page(browser_and_url):
     """A fresh page per test. Not a reload: after `page.reload()` a photo change followed by an example click
     sometimes left an event "processing" in the page forever while the server was idle (2 of 9 tries, before and
     after the canvas fix; 0 of 24 on fresh pages)."""
-    browser, url = browser_and_url
+    browser, url, log = browser_and_url
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.set_default_timeout(TIMEOUT * 1000)
+    # what a timeout reports besides its own message: the page's console and failed requests, the server's log
+    page.diagnostics = lambda: "\n".join([*diagnostics, "app.log (tail):", *log.read_text().splitlines()[-20:]])
+    diagnostics = []
+    page.on("console", lambda message: diagnostics.append(f"console {message.type}: {message.text[:300]}"))
+    page.on("requestfailed", lambda request: diagnostics.append(f"failed {request.url}: {request.failure}"))
+    page.on("request", lambda request: diagnostics.append(f"{time.monotonic():.2f} {request.method} {request.url}")
+            if "/gradio_api/" in request.url else None)
+    page.on("response", lambda response: diagnostics.append(f"{time.monotonic():.2f} HTTP {response.status} "
+                                                            f"{response.url}") if "/gradio_api/" in response.url
+            or response.status >= 400 else None)
     page.goto(url)
     page.wait_for_selector("#run")
     yield page
@@ -78,7 +89,8 @@ def wait_for_canvas(page, unlike: bytes | None = None) -> bytes:
         if all(state.values()):
             return current
         # which condition was still unmet, so that a timeout on a loaded machine says what it waited for
-        assert time.monotonic() < deadline, f"the editor's canvas never settled: {state}"
+        assert time.monotonic() < deadline, (f"the editor's canvas never settled: {state} at {time.monotonic():.2f}\n"
+                                             f"{page.diagnostics()}")
         previous = current
         time.sleep(0.5)
 
