@@ -43,6 +43,7 @@ class LossWeights:
     grid: float = 0.0  # inpainting stage: weight of `grid_loss` (off in the paper)
     hog: float = 0.0  # inpainting stage: weight of `hog_loss`, the hole cells' histograms (off in the paper)
     hole_adversarial: float = 0.0  # inpainting stage: the local critic's term over the hole (off in the paper)
+    contrast: float = 0.0  # inpainting stage: weight of `contrast_loss`, the hole's local contrast (off in the paper)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -260,6 +261,45 @@ def hog_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     if not bool(count > 0):
         return pred.sum() * 0  # keeps the graph for backward
     return ((histograms[0] - histograms[1]).abs() * cells).sum() / count
+
+
+CONTRAST_WINDOWS = (4, 8, 16, 32)  # window sides of `contrast_loss`, in pixels
+
+
+def local_contrast(gray: torch.Tensor, window: int) -> torch.Tensor:
+    """Standard deviation of `gray` `(B, 1, H, W)` in non-overlapping `window` x `window` windows → `(B, 1, ⌈H/w⌉,
+    ⌈W/w⌉)` (windows cut by the border use the pixels they hold)."""
+    mean = F.avg_pool2d(gray, window, ceil_mode=True)
+    square = F.avg_pool2d(gray * gray, window, ceil_mode=True)
+    return (square - mean * mean).clamp_min(0).add(1e-6).sqrt()
+
+
+def contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                  windows: tuple[int, ...] = CONTRAST_WINDOWS) -> torch.Tensor:
+    """How far the hole's local contrast is from the target's: the mean absolute difference of the luminance's
+    standard deviation in windows of each side in `windows` (`local_contrast`) that hold a hole pixel, averaged over
+    the sides. A pixel-wise loss pays for the mean of what a hole could hold, whose contrast is lower than any real
+    face's (a blank eye); this term pays for contrast itself, at every scale from a lash to an eye, and not for where
+    its edges are (`hog_loss` and L1 do that). `pred`, `target` `(B, 3, H, W)` in [0, 1] (the composited output);
+    `mask` `(B, 1, H, W)`, 1 = hole. 0 for the target itself and where there is no hole; a flat fill scores the
+    target's mean local contrast in the hole.
+    """
+    _check_same_shape(pred=pred, target=target)
+    _check_mask(mask, pred)
+    if pred.shape[1] != 3:
+        raise ValueError(f"contrast_loss takes RGB images (B, 3, H, W), got {tuple(pred.shape)}")
+    if not windows or any(not isinstance(side, int) or side < 2 for side in windows):
+        raise ValueError(f"contrast_loss windows must be integers >= 2, got {windows!r}")
+    gray_pred, gray_target = to_gray(pred), to_gray(target)
+    terms = []
+    for side in windows:
+        holes = F.max_pool2d(mask.to(pred.dtype), side, ceil_mode=True)  # 1 on windows with a hole pixel
+        count = holes.sum()
+        if not bool(count > 0):
+            return pred.sum() * 0  # keeps the graph for backward
+        difference = (local_contrast(gray_pred, side) - local_contrast(gray_target, side)).abs()
+        terms.append((difference * holes).sum() / count)
+    return torch.stack(terms).mean()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ def test_grid_loss_gradient_removes_a_stripe_and_ignores_unpredictable_detail_on
 def test_loss_weights_defaults_are_the_papers() -> None:
     assert asdict(LossWeights()) == {"structure_l1": 1.0, "structure_adversarial": 1.0, "l1": 1.0, "adversarial": 0.1,
                                      "perceptual": 0.1, "style": 250.0, "feature_matching": 0.0,
-                                     "l1_hole": 1.0, "grid": 0.0, "hog": 0.0, "hole_adversarial": 0.0}
+                                     "l1_hole": 1.0, "grid": 0.0, "hog": 0.0, "hole_adversarial": 0.0,
+                                     "contrast": 0.0}
     assert LossWeights().needs_vgg and not LossWeights(perceptual=0.0, style=0.0).needs_vgg
 
 
@@ -433,6 +434,56 @@ def test_hog_loss_gradient_is_finite_on_flat_regions_and_pulls_towards_the_targe
     assert torch.isfinite(fill.grad).all() and fill.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="multiples of 4"):
         hog_loss(torch.zeros(1, 3, 30, 30), torch.zeros(1, 3, 30, 30), torch.zeros(1, 1, 30, 30))
+
+
+def test_contrast_loss_known_answers():
+    from hoginpaint.hog import to_gray
+    from hoginpaint.losses import contrast_loss, local_contrast
+
+    target = _textured()  # (2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:16, 8:16] = 1  # exactly one 8x8 window
+    assert contrast_loss(target, target, mask) == 0
+    assert contrast_loss(target * 0, target, torch.zeros_like(mask)) == 0  # no hole: nothing to compare
+    # a flat fill of that window scores the target's standard deviation there (the fill's is 0, or 1e-3: the
+    # sqrt(1e-6) that keeps the gradient finite on flat windows)
+    flat = target.clone()
+    flat[..., 8:16, 8:16] = 0.5
+    expected = to_gray(target)[..., 8:16, 8:16].std((1, 2, 3), unbiased=False).mean()
+    assert contrast_loss(flat, target, mask, windows=(8,)).item() == pytest.approx(expected.item() - 1e-3, abs=1e-4)
+    # contrast, not position: the window mirrored left-right has the same standard deviation
+    mirrored = target.clone()
+    mirrored[..., 8:16, 8:16] = target[..., 8:16, 8:16].flip(-1)
+    assert contrast_loss(mirrored, target, mask, windows=(8,)).item() == pytest.approx(0, abs=1e-3)
+    # windows without a hole pixel do not count (the 32-px window holds the whole image)
+    changed = target.clone()
+    changed[..., 24:, 24:] = 0
+    assert contrast_loss(changed, target, mask, windows=(4, 8, 16)) == 0
+    assert contrast_loss(changed, target, mask) > 0
+    # border windows cut by the image edge use the pixels they hold
+    assert local_contrast(to_gray(target), 32).shape == (2, 1, 1, 1)
+    assert local_contrast(to_gray(target[..., :30, :30]), 8).shape == (2, 1, 4, 4)
+    with pytest.raises(ValueError, match="windows"):
+        contrast_loss(target, target, mask, windows=(1,))
+    with pytest.raises(ValueError, match="RGB"):
+        contrast_loss(target[:, :1], target[:, :1], mask)
+
+
+def test_contrast_loss_gradient_raises_a_flat_fills_contrast():
+    from hoginpaint.losses import contrast_loss
+
+    target = _textured(2)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 4:20, 4:20] = 1
+    noise = 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    fill = (0.5 + noise).requires_grad_(True)  # nearly flat: the mean that L1 pays for
+    composite = lambda fill: target * (1 - mask) + fill * mask  # noqa: E731
+    before = contrast_loss(composite(fill), target, mask)
+    before.backward()
+    assert torch.isfinite(fill.grad).all()
+    stepped = (fill - 20 * fill.grad).detach()
+    assert contrast_loss(composite(stepped), target, mask) < before
+    assert stepped[..., 4:20, 4:20].std() > fill.detach()[..., 4:20, 4:20].std()
 
 
 def test_hog_loss_weight_adds_a_term_to_the_inpainting_loss():

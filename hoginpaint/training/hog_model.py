@@ -228,6 +228,8 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
             local, losses.hole_patches(mask, local))
     if not structure and weights.hog > 0:
         terms["hog"] = weights.hog * losses.hog_loss(outputs.composited, outputs.target, mask)
+    if not structure and weights.contrast > 0:
+        terms["contrast"] = weights.contrast * losses.contrast_loss(outputs.composited, outputs.target, mask)
     if not structure and vgg is not None:
         with torch.no_grad():
             target_features = vgg(outputs.target)

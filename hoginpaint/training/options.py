@@ -150,6 +150,10 @@ class TrainConfig:
                                             "inpaint/joint stage: weight of a local 16x16 critic's adversarial term "
                                             "over the hole (networks.HoleDiscriminator, trained beside the 70x70 "
                                             "PatchGAN; 0: off, the paper)")
+    contrast_loss_weight: float = option(_PAPER_WEIGHTS.contrast, "inpaint/joint stage: weight of the loss on the "
+                                                                  "hole's local contrast (losses.contrast_loss: the "
+                                                                  "luminance's standard deviation in 4-32 px windows "
+                                                                  "against the target's; off in the paper)")
     adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
@@ -295,6 +299,7 @@ class TrainConfig:
             grid=self.grid_weight,
             hog=self.hog_loss_weight,
             hole_adversarial=self.hole_adversarial_weight,
+            contrast=self.contrast_loss_weight,
         )
 
     @property
