@@ -444,7 +444,11 @@ def test_the_grid_term_is_weighted_in_the_inpaint_stages_and_absent_in_the_struc
     assert "grid" not in structure_terms and "grid" not in unweighted
 
 
-def test_the_contrast_term_compares_the_composited_output_in_the_inpaint_stages_only():
+@pytest.mark.parametrize("term,option,loss,floor", [
+    ("hog", "hog_loss_weight", losses.hog_loss, 0.0),
+    ("contrast", "contrast_loss_weight", losses.contrast_loss, 0.5),  # uniform noise: std 0.29 in every window
+])
+def test_the_hole_terms_compare_the_composited_output_in_the_inpaint_stages_only(term, option, loss, floor):
     torch.manual_seed(0)
     discriminator = PatchDiscriminator(in_channels=3, base_channels=8)
     target = torch.rand(2, 3, 64, 64)
@@ -453,34 +457,14 @@ def test_the_contrast_term_compares_the_composited_output_in_the_inpaint_stages_
     composited = target * (1 - mask) + 0.5 * mask  # a flat fill
     outputs = types.StageOutputs(real=target, fake=composited, prediction=composited, target=target,
                                  masked=target, guidance=mask, composited=composited)
-    weights = losses.LossWeights(perceptual=0.0, style=0.0, contrast=5.0)
+    weights = losses.LossWeights(perceptual=0.0, style=0.0, **{term: 20.0})
     with trainer.frozen(discriminator):
         terms = hog_model.generator_losses("joint", outputs, mask, discriminator, None, weights)
         structure_terms = hog_model.generator_losses("structure", outputs, mask, discriminator, None, weights)
-    assert torch.allclose(terms["contrast"], 5 * losses.contrast_loss(composited, target, mask))
-    assert terms["contrast"] > 0.5  # uniform noise has a standard deviation of 0.29 in every window
-    assert torch.allclose(terms["total"], terms["l1"] + terms["adversarial"] + terms["contrast"])
-    assert "contrast" not in structure_terms
-    assert options.TrainConfig(contrast_loss_weight=5.0).loss_weights().contrast == 5.0
-
-
-def test_the_hog_term_compares_the_composited_output_in_the_inpaint_stages_only():
-    torch.manual_seed(0)
-    discriminator = PatchDiscriminator(in_channels=3, base_channels=8)
-    target = torch.rand(2, 3, 64, 64)
-    mask = torch.zeros(2, 1, 64, 64)
-    mask[:, :, 16:48, 16:48] = 1
-    composited = target * (1 - mask) + 0.5 * mask  # a flat fill
-    outputs = types.StageOutputs(real=target, fake=composited, prediction=composited, target=target,
-                                 masked=target, guidance=mask, composited=composited)
-    weights = losses.LossWeights(perceptual=0.0, style=0.0, hog=20.0)
-    with trainer.frozen(discriminator):
-        terms = hog_model.generator_losses("joint", outputs, mask, discriminator, None, weights)
-        structure_terms = hog_model.generator_losses("structure", outputs, mask, discriminator, None, weights)
-    assert torch.allclose(terms["hog"], 20 * losses.hog_loss(composited, target, mask)) and terms["hog"] > 0
-    assert torch.allclose(terms["total"], terms["l1"] + terms["adversarial"] + terms["hog"])
-    assert "hog" not in structure_terms
-    assert options.TrainConfig(hog_loss_weight=20.0).loss_weights().hog == 20.0
+    assert torch.allclose(terms[term], 20 * loss(composited, target, mask)) and terms[term] > floor
+    assert torch.allclose(terms["total"], terms["l1"] + terms["adversarial"] + terms[term])
+    assert term not in structure_terms
+    assert getattr(options.TrainConfig(**{option: 20.0}).loss_weights(), term) == 20.0
 
 
 def test_ema_update_warms_up_then_follows_the_decay():
