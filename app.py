@@ -142,18 +142,17 @@ def read_inputs(photo: str | None, mask_file: str | None, brush: dict | None, ch
     return pixels, hole
 
 
-def to_canvas(photo: str | None, brush: dict | None = None, choice: str = "none") -> dict | None:
+def to_canvas(photo: str | None, brush: dict | None = None, choice: str = "none") -> tuple[dict | None, str]:
     """The photo on the painting canvas: its strokes cleared (`choice` "none"), or a button's hole added to them as
-    one editable layer. What `inpaint` would refuse is refused in words, and the canvas stays as it was."""
+    one editable layer → (the canvas, the status). What `inpaint` would refuse leaves the canvas as it was and says
+    why in the status (these events are not queued, and gradio shows no message for those)."""
     try:
         _, hole = read_inputs(photo, None, brush, choice)
     except gr.Error as error:
-        if photo is not None or choice != "none":
-            gr.Warning(error.message)
-        return brush
+        return brush, error.message if photo is not None or choice != "none" else ""
     if choice != "none":
         masks.layer_image(hole).save(layer := output_folder() / "layer.png")
-    return {"background": photo, "layers": [] if choice == "none" else [str(layer)], "composite": photo}
+    return {"background": photo, "layers": [] if choice == "none" else [str(layer)], "composite": photo}, ""
 
 
 def output_folder() -> Path:
@@ -236,12 +235,13 @@ with gr.Blocks(title="HOG-guided face inpainting", delete_cache=(3600, 3600)) as
                                       ("hoginpaint", "HOG-guided"), ("deepfill", "DeepFill v2"), ("telea", "Telea")]]
     table = gr.Dataframe(headers=["image", "identity distance to the original", "same person (< 0.6)"],
                          label="Identity (dlib descriptors; lower is closer)", interactive=False, elem_id="identity")
-    # Emptied first, in the browser (the editor then drops its brush sprite: EDITOR_CANVAS). No queued event follows
-    # another: one that joins as the page's event stream closes can wait forever (gradio 6).
+    # Emptied first, in the browser (the editor then drops its brush sprite: EDITOR_CANVAS). Only Inpaint is queued:
+    # a queued event that joins within seconds of the last one's end can lose its result in gradio 6 (spins forever).
     photo.change(None, None, brush, js="() => null", api_visibility="private").then(
-        to_canvas, photo, brush, api_visibility="private")
+        to_canvas, photo, [brush, status], queue=False, api_visibility="private")
     for choice, button in buttons.items():
-        button.click(functools.partial(to_canvas, choice=choice), [photo, brush], brush, api_visibility="private")
+        button.click(functools.partial(to_canvas, choice=choice), [photo, brush], [brush, status], queue=False,
+                     api_visibility="private")
     views = gr.State()  # (masked photo, guidance, framed faces): shown by a second event, not returned by the API
     run.click(inpaint, [photo, mask, brush, intact, hole], [*outputs[2:], table, status, views], api_name="inpaint"
               ).success(lambda views: views, views, [*outputs[:2], gallery], queue=False, api_visibility="private")

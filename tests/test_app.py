@@ -285,12 +285,12 @@ def test_model_status_says_which_model_and_why(app_module, monkeypatch, tmp_path
 
 
 def test_photo_goes_on_the_canvas_only_when_it_can_be_read(app_module, tmp_path):
-    assert app_module.to_canvas(str(ASTRONAUT)) == {"background": str(ASTRONAUT), "layers": [],
-                                                    "composite": str(ASTRONAUT)}
+    assert app_module.to_canvas(str(ASTRONAUT)) == ({"background": str(ASTRONAUT), "layers": [],
+                                                     "composite": str(ASTRONAUT)}, "")
     (tmp_path / "bomb.png").write_bytes(app_server.png_header(12_000, 12_000))
-    with pytest.warns(UserWarning, match="^Photo: the file is larger than 50,000,000 pixels"):
-        assert app_module.to_canvas(str(tmp_path / "bomb.png")) is None
-    assert app_module.to_canvas(None) is None  # the photo was removed: the canvas is emptied, silently
+    canvas, status = app_module.to_canvas(str(tmp_path / "bomb.png"))  # after the page emptied the canvas
+    assert canvas is None and status.startswith("Photo: the file is larger than 50,000,000 pixels")
+    assert app_module.to_canvas(None) == (None, "")  # the photo was removed: the canvas is emptied, silently
 
 
 def test_other_methods_run_when_one_failed_to_load(app_module, monkeypatch):
@@ -385,7 +385,7 @@ def test_a_false_face_away_from_the_hole_gets_no_identity_table(app_module):
     assert len(named(app_module.inpaint(str(ASTRONAUT), None, None, True, "eyes"))["table"]) == 4  # her face, measured
     layer = {"background": str(ASTRONAUT), "layers": [], "composite": str(ASTRONAUT)}
     for part in ("eyes", "nose"):
-        layer = app_module.to_canvas(str(ASTRONAUT), layer, part)
+        layer, _ = app_module.to_canvas(str(ASTRONAUT), layer, part)
     out = named(app_module.inpaint(str(ASTRONAUT), None, layer, True, "mouth"))
     assert out["table"] is None
     assert "No identity distances: the hole is not on the face found." in out["status"]
@@ -405,7 +405,8 @@ def test_irregular_hole_and_unknown_choice(app_module, monkeypatch):
 
 
 def test_preset_button_puts_an_editable_layer_on_the_canvas(app_module):
-    value = app_module.to_canvas(str(ASTRONAUT), None, "nose")
+    value, status = app_module.to_canvas(str(ASTRONAUT), None, "nose")
+    assert status == ""
     assert value["background"] == str(ASTRONAUT) and len(value["layers"]) == 1
     with Image.open(value["layers"][0]) as layer:
         assert layer.mode == "RGBA" and layer.size == (512, 512)
@@ -413,8 +414,8 @@ def test_preset_button_puts_an_editable_layer_on_the_canvas(app_module):
     assert 200 < alpha.sum() < 10000
     status = named(app_module.inpaint(str(ASTRONAUT), None, value))["status"]  # the layer is the hole, as strokes are
     assert status.startswith("Face found")
-    with pytest.warns(UserWarning, match="^No photo: upload one"):
-        assert app_module.to_canvas(None, value, "eyes") == value  # nothing to put a hole on: the canvas stays
+    canvas, status = app_module.to_canvas(None, value, "eyes")  # nothing to put a hole on: the canvas stays
+    assert canvas == value and status.startswith("No photo: upload one")
 
 
 def test_bad_brush_layer_is_refused_in_words(app_module, tmp_path):

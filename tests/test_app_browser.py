@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,9 +89,12 @@ def wait_for_canvas(page, unlike: bytes | None = None) -> bytes:
                  "photo shown": (shown < 230).mean() > 1 / 3, "no overlay": not page.evaluate(overlay)}
         if all(state.values()):
             return current
-        # which condition was still unmet, so that a timeout on a loaded machine says what it waited for
-        assert time.monotonic() < deadline, (f"the editor's canvas never settled: {state} at {time.monotonic():.2f}\n"
-                                             f"{page.diagnostics()}")
+        if time.monotonic() > deadline:  # say which condition was unmet, what the status shows, what came and went
+            shot = Path(tempfile.mkdtemp(prefix="hoginpaint-browser-")) / "page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            status = page.evaluate("[...document.querySelectorAll('#brush .wrap')].map(e => e.innerText).join(' | ')")
+            raise AssertionError(f"the editor's canvas never settled: {state}, its status {status!r} at "
+                                 f"{time.monotonic():.2f}; the page: {shot}\n{page.diagnostics()}")
         previous = current
         time.sleep(0.5)
 
@@ -264,3 +268,14 @@ def test_button_hole_is_drawn_where_filled_after_a_larger_photo(page, tmp_path):
     page.locator("[data-testid='dataset-cell-0-0']").click()  # the 512x512 astronaut
     before = wait_for_canvas(page, unlike=shown)
     eyes_hole_drawn_where_filled(page, np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(np.int16), before)
+
+
+def test_button_on_a_photo_without_a_face_says_why_and_keeps_the_canvas(page, tmp_path):
+    noise = np.random.default_rng(0).integers(100, 160, (400, 600, 3), dtype=np.uint8)  # no face to place a hole on
+    Image.fromarray(noise).save(tmp_path / "no-face.png")
+    page.locator("#photo input[type='file']").set_input_files(str(tmp_path / "no-face.png"))
+    shown = wait_for_canvas(page)
+    page.locator("#hole-eyes").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('no face found to put the eyes hole "
+                           "on: paint the hole instead')")
+    assert wait_for_canvas(page) == shown
