@@ -469,6 +469,18 @@ def test_contrast_loss_known_answers():
         contrast_loss(target[:, :1], target[:, :1], mask)
 
 
+def test_contrast_loss_keeps_small_contrast_in_bfloat16():
+    from hoginpaint.losses import contrast_loss
+
+    # a standard deviation of a few thousandths around 0.5 (skin), in values bfloat16 holds exactly
+    target = (0.5 + 0.02 * _textured(4)).bfloat16()
+    mask = torch.ones(2, 1, 32, 32)
+    flat = torch.full_like(target, 0.5)
+    exact = contrast_loss(flat.float(), target.float(), mask)
+    assert exact > 0.001
+    assert contrast_loss(flat, target, mask.bfloat16()).item() == pytest.approx(exact.item(), rel=0.01)
+
+
 def test_contrast_loss_gradient_raises_a_flat_fills_contrast():
     from hoginpaint.losses import contrast_loss
 
