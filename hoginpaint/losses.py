@@ -290,16 +290,15 @@ def contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
         raise ValueError(f"contrast_loss takes RGB images (B, 3, H, W), got {tuple(pred.shape)}")
     if not windows or any(not isinstance(side, int) or side < 2 for side in windows):
         raise ValueError(f"contrast_loss windows must be integers >= 2, got {windows!r}")
+    if not bool(mask.sum() > 0):
+        return pred.sum() * 0  # keeps the graph for backward
     # float32: E[x²] - E[x]² in bfloat16 (8 bits of mantissa) loses a standard deviation of 0.01 at a mean of 0.5
-    gray_pred, gray_target = to_gray(pred.float()), to_gray(target.float())
+    gray_pred, gray_target, mask = to_gray(pred.float()), to_gray(target.float()), mask.float()
     terms = []
     for side in windows:
-        holes = F.max_pool2d(mask.to(pred.dtype), side, ceil_mode=True)  # 1 on windows with a hole pixel
-        count = holes.sum()
-        if not bool(count > 0):
-            return pred.sum() * 0  # keeps the graph for backward
+        holes = F.max_pool2d(mask, side, ceil_mode=True)  # 1 on windows with a hole pixel
         difference = (local_contrast(gray_pred, side) - local_contrast(gray_target, side)).abs()
-        terms.append((difference * holes).sum() / count)
+        terms.append((difference * holes).sum() / holes.sum())
     return torch.stack(terms).mean()
 
 

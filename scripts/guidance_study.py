@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hoginpaint import faces, metrics, realism  # noqa: E402
 from hoginpaint.hog import composite_guidance, guidance_target  # noqa: E402
 from hoginpaint.masks import FolderMasks  # noqa: E402
-from hoginpaint.pipeline import HOGInpaintPipeline  # noqa: E402
-from hoginpaint.pipeline import coarse_fill  # noqa: E402
+from hoginpaint.pipeline import HOGInpaintPipeline, coarse_fill  # noqa: E402
 from hoginpaint.stages import inpaint_stage, structure_stage  # noqa: E402
 from hoginpaint.training.data import center_crop_resize, decode_image, load_image_dataset  # noqa: E402
 

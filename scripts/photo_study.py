@@ -6,8 +6,9 @@ mouth: the framed face of each result, large, in one PNG, and the hole's detail,
 
 Photos: scikit-image's astronaut (Eileen Collins, NASA, public domain), shipped with scikit-image, whole and as a
 tighter portrait crop; matplotlib's sample portrait of Grace Hopper (U.S. Navy, public domain); and any photos given
-with `--photos`; none of them is in the data the models were trained or evaluated on. The workflow is the Space's (`hoginpaint.photo.inpaint_photo`): the face is found on the known pixels
-and framed, and only the hole changes. A photo on which dlib finds no face is skipped and named.
+with `--photos`; none of them is in the data the models were trained or evaluated on. The workflow is the Space's
+(`hoginpaint.photo.inpaint_photo`): the face is found on the known pixels and framed, and only the hole changes. A
+photo on which dlib finds no face is skipped and named.
 """
 from __future__ import annotations
 
@@ -29,9 +30,8 @@ from hoginpaint.masks import make_mask_source  # noqa: E402
 
 def photos(extra: list[Path]) -> dict[str, np.ndarray]:
     """The photos, as uint8 RGB arrays."""
-    import skimage.data
-
     import matplotlib.cbook
+    import skimage.data
 
     astronaut = skimage.data.astronaut()
     found = {"astronaut": astronaut, "astronaut portrait": np.ascontiguousarray(astronaut[20:276, 110:366])}

@@ -51,8 +51,8 @@ def page(browser_and_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.set_default_timeout(TIMEOUT * 1000)
     # what a timeout reports besides its own message: the page's console and failed requests, the server's log
-    page.diagnostics = lambda: "\n".join([*diagnostics, "app.log (tail):", *log.read_text().splitlines()[-20:]])
     diagnostics = []
+    page.diagnostics = lambda: "\n".join([*diagnostics, "app.log (tail):", *log.read_text().splitlines()[-20:]])
     page.on("console", lambda message: diagnostics.append(f"console {message.type}: {message.text[:300]}"))
     page.on("requestfailed", lambda request: diagnostics.append(f"failed {request.url}: {request.failure}"))
     page.on("request", lambda request: diagnostics.append(f"{time.monotonic():.2f} {request.method} {request.url}")
