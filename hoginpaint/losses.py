@@ -44,6 +44,7 @@ class LossWeights:
     hog: float = 0.0  # inpainting stage: weight of `hog_loss`, the hole cells' histograms (off in the paper)
     hole_adversarial: float = 0.0  # inpainting stage: the local critic's term over the hole (off in the paper)
     contrast: float = 0.0  # inpainting stage: weight of `contrast_loss`, the hole's local contrast (off in the paper)
+    hole_contrast: float = 0.0  # inpainting stage: weight of `hole_contrast_loss`, the whole hole's (off in the paper)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -300,6 +301,34 @@ def contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
         difference = (local_contrast(gray_pred, side) - local_contrast(gray_target, side)).abs()
         terms.append((difference * holes).sum() / holes.sum())
     return torch.stack(terms).mean()
+
+
+
+def hole_contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How far the whole hole's contrast is from the target's: the absolute difference of the luminance's standard
+    deviation over each image's hole pixels, averaged over the images that have a hole. `contrast_loss` compares
+    windows of up to 32 px; an eye hole's contrast also lies between its parts (the white of an eye, the iris, the
+    brow above, the skin between), which this term pays for. `pred`, `target` `(B, 3, H, W)` in [0, 1]; `mask`
+    `(B, 1, H, W)`, 1 = hole. 0 for the target itself and where there is no hole; a flat fill scores the standard
+    deviation of the target's hole. Computed in float32, as `contrast_loss`.
+    """
+    _check_same_shape(pred=pred, target=target)
+    _check_mask(mask, pred)
+    if pred.shape[1] != 3:
+        raise ValueError(f"hole_contrast_loss takes RGB images (B, 3, H, W), got {tuple(pred.shape)}")
+    mask = mask.float()
+    count = mask.sum(dim=(1, 2, 3))  # (B,) hole pixels per image
+    has_hole = count > 0
+    if not bool(has_hole.any()):
+        return pred.sum() * 0  # keeps the graph for backward
+
+    def hole_std(images: torch.Tensor) -> torch.Tensor:
+        gray = to_gray(images.float())
+        mean = (gray * mask).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+        square = (gray * gray * mask).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+        return (square - mean * mean).clamp_min(0).add(1e-6).sqrt()  # (B,)
+
+    return (hole_std(pred) - hole_std(target)).abs()[has_hole].mean()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

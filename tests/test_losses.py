@@ -203,7 +203,7 @@ def test_loss_weights_defaults_are_the_papers() -> None:
     assert asdict(LossWeights()) == {"structure_l1": 1.0, "structure_adversarial": 1.0, "l1": 1.0, "adversarial": 0.1,
                                      "perceptual": 0.1, "style": 250.0, "feature_matching": 0.0,
                                      "l1_hole": 1.0, "grid": 0.0, "hog": 0.0, "hole_adversarial": 0.0,
-                                     "contrast": 0.0}
+                                     "contrast": 0.0, "hole_contrast": 0.0}
     assert LossWeights().needs_vgg and not LossWeights(perceptual=0.0, style=0.0).needs_vgg
 
 
@@ -504,3 +504,41 @@ def test_hog_loss_weight_adds_a_term_to_the_inpainting_loss():
     assert LossWeights().hog == 0
     with pytest.raises(ValueError, match="hog"):
         LossWeights(hog=-1)
+
+
+def test_hole_contrast_loss_known_answers():
+    from hoginpaint.losses import hole_contrast_loss, to_gray
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 8:24, 8:24] = 1  # the second image has no hole: it is left out of the mean
+    assert hole_contrast_loss(target, target, mask).item() == pytest.approx(0, abs=1e-6)
+    assert hole_contrast_loss(target * 0, target, torch.zeros_like(mask)) == 0  # no hole: nothing to compare
+    gray = to_gray(target[:1])[mask[:1].bool()]
+    flat = target * (1 - mask) + 0.5 * mask
+    expected = gray.std(unbiased=False).item() - 1e-3  # a flat fill's standard deviation reads sqrt(1e-6)
+    assert hole_contrast_loss(flat, target, mask).item() == pytest.approx(expected, abs=1e-4)
+    # contrast, not position: the hole's pixels shuffled have the same standard deviation
+    shuffled = target.clone()
+    shuffled[0, :, 8:24, 8:24] = target[0, :, 8:24, 8:24].flip(1, 2)
+    assert hole_contrast_loss(shuffled, target, mask).item() == pytest.approx(0, abs=1e-5)
+    # what lies outside the hole does not count
+    outside = target.clone()
+    outside[0, :, :4] = 1
+    assert hole_contrast_loss(outside, target, mask).item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="RGB"):
+        hole_contrast_loss(target[:, :1], target[:, :1], mask)
+
+
+def test_hole_contrast_loss_gradient_raises_a_flat_fills_contrast():
+    from hoginpaint.losses import hole_contrast_loss
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    fill = (0.5 + 0.01 * torch.randn(1, 3, 32, 32)).requires_grad_()
+    before = hole_contrast_loss(target * (1 - mask) + fill * mask, target, mask)
+    before.backward()
+    stepped = (fill - 5.0 * fill.grad).detach()
+    assert hole_contrast_loss(target * (1 - mask) + stepped * mask, target, mask) < before
+    assert fill.grad[..., :8, :].abs().sum() == 0  # no gradient outside the hole

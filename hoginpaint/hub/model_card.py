@@ -136,6 +136,7 @@ def _loss_description(config: dict[str, Any]) -> str:
         terms["HOG (hole cells' orientation histograms)"] = config.get("hog_loss_weight", 0.0)
         terms["local hole critic (16x16 PatchGAN)"] = config.get("hole_adversarial_weight", 0.0)
         terms["hole contrast (local standard deviation, 4-32 px)"] = config.get("contrast_loss_weight", 0.0)
+        terms["hole contrast (standard deviation over the hole)"] = config.get("hole_contrast_loss_weight", 0.0)
     described = ", ".join(f"{name} {weight:g}" for name, weight in terms.items() if weight > 0)
     extras = []
     if config.get("l1_hole_weight", 1.0) != 1.0:

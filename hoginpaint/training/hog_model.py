@@ -230,6 +230,9 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
         terms["hog"] = weights.hog * losses.hog_loss(outputs.composited, outputs.target, mask)
     if not structure and weights.contrast > 0:
         terms["contrast"] = weights.contrast * losses.contrast_loss(outputs.composited, outputs.target, mask)
+    if not structure and weights.hole_contrast > 0:
+        terms["hole_contrast"] = weights.hole_contrast * losses.hole_contrast_loss(outputs.composited, outputs.target,
+                                                                                   mask)
     if not structure and vgg is not None:
         with torch.no_grad():
             target_features = vgg(outputs.target)

@@ -154,6 +154,10 @@ class TrainConfig:
                                                                   "hole's local contrast (losses.contrast_loss: the "
                                                                   "luminance's standard deviation in 4-32 px windows "
                                                                   "against the target's; off in the paper)")
+    hole_contrast_loss_weight: float = option(_PAPER_WEIGHTS.hole_contrast,
+                                              "inpaint/joint stage: weight of the loss on the whole hole's contrast "
+                                              "(losses.hole_contrast_loss: the luminance's standard deviation over "
+                                              "the hole against the target's; off in the paper)")
     adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
@@ -300,6 +304,7 @@ class TrainConfig:
             hog=self.hog_loss_weight,
             hole_adversarial=self.hole_adversarial_weight,
             contrast=self.contrast_loss_weight,
+            hole_contrast=self.hole_contrast_loss_weight,
         )
 
     @property

@@ -447,6 +447,7 @@ def test_the_grid_term_is_weighted_in_the_inpaint_stages_and_absent_in_the_struc
 @pytest.mark.parametrize("term,option,loss,floor", [
     ("hog", "hog_loss_weight", losses.hog_loss, 0.0),
     ("contrast", "contrast_loss_weight", losses.contrast_loss, 0.5),  # uniform noise: std 0.29 in every window
+    ("hole_contrast", "hole_contrast_loss_weight", losses.hole_contrast_loss, 3.0),  # grey noise's std 0.19, x 20
 ])
 def test_the_hole_terms_compare_the_composited_output_in_the_inpaint_stages_only(term, option, loss, floor):
     torch.manual_seed(0)
