@@ -9,6 +9,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
+import discriminator_check  # noqa: E402
 import guidance_study  # noqa: E402
 import photo_study  # noqa: E402
 
@@ -42,3 +43,21 @@ def test_photo_study_writes_the_sheet_and_measures_each_method(tmp_path, capsys)
     from PIL import Image
 
     assert Image.open(output).size[0] >= 3 * 128  # masked input and the two methods, side by side
+
+
+def test_discriminator_check_damages_only_its_band_and_builds_each_variant():
+    torch.manual_seed(0)
+    faces = torch.rand(2, 3, 64, 64)
+    band = discriminator_check.damaged(faces, "eye_band")
+    changed = (band != faces).any(1)  # (B, H, W)
+    rows, cols = changed.any(2).nonzero()[:, 1], changed.any(1).nonzero()[:, 1]
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (20, 35, 15, 48)  # 31-56 % and 23-77 % of 64
+    assert torch.equal(discriminator_check.damaged(faces, "darker"), faces * 0.5)
+    plain = discriminator_check.build_discriminator(spectral=False, bias=True, init="default")
+    edgeconnect = discriminator_check.build_discriminator(spectral=True, bias=False, init="edgeconnect")
+    assert plain.conv1[0].bias is not None and not hasattr(plain.conv1[0], "parametrizations")
+    assert edgeconnect.conv5[0].bias is None and hasattr(edgeconnect.conv5[0], "parametrizations")
+    assert edgeconnect.conv1[0].parametrizations.weight.original.std().item() < 0.03  # N(0, 0.02)
+    assert plain.conv1[0].weight.std().item() > 0.05  # PyTorch's default: U(±1/sqrt(fan_in)), fan_in 48
+    logits, _ = edgeconnect(torch.cat([faces, band]))
+    assert logits.shape == (4, 1, 6, 6)
