@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not Path(args.data).is_dir():
         sys.exit(f"no dataset folder at {args.data}: pass --data with a folder of parquet shards or images")
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the discriminator's initial weights
+    batches = torch.Generator().manual_seed(args.seed)
     stream = load_image_dataset(args.data, "train", "image")
     decoded = (decode_image(row["image"]) for row in stream)
     faces = torch.stack([center_crop_resize(image, args.resolution)
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(faces)} faces at {args.resolution} px, fake {args.fake}, spectral norm {args.spectral_norm}, "
           f"bias {args.bias}, init {args.init}, lr {args.lr:g}")
     for step in range(1, args.steps + 1):
-        real = faces[torch.randint(0, len(faces), (args.batch_size,))]
+        real = faces[torch.randint(0, len(faces), (args.batch_size,), generator=batches)]
         logits, _ = discriminator(torch.cat([real, damaged(real, args.fake)]))
         real_logits, fake_logits = logits.chunk(2)
         loss = losses.discriminator_loss(real_logits, fake_logits)
