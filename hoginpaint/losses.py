@@ -303,7 +303,6 @@ def contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return torch.stack(terms).mean()
 
 
-
 def hole_contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """How far the whole hole's contrast is from the target's: the absolute difference of the luminance's standard
     deviation over each image's hole pixels, averaged over the images that have a hole. `contrast_loss` compares
@@ -316,16 +315,15 @@ def hole_contrast_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     _check_mask(mask, pred)
     if pred.shape[1] != 3:
         raise ValueError(f"hole_contrast_loss takes RGB images (B, 3, H, W), got {tuple(pred.shape)}")
-    mask = mask.float()
-    count = mask.sum(dim=(1, 2, 3))  # (B,) hole pixels per image
+    count = mask.float().sum(dim=(1, 2, 3))  # (B,) hole pixels per image
     has_hole = count > 0
     if not bool(has_hole.any()):
         return pred.sum() * 0  # keeps the graph for backward
+    weights = mask.float() / count.clamp_min(1)[:, None, None, None]  # each hole's pixels sum to 1
 
     def hole_std(images: torch.Tensor) -> torch.Tensor:
         gray = to_gray(images.float())
-        mean = (gray * mask).sum(dim=(1, 2, 3)) / count.clamp_min(1)
-        square = (gray * gray * mask).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+        mean, square = (gray * weights).sum(dim=(1, 2, 3)), (gray * gray * weights).sum(dim=(1, 2, 3))
         return (square - mean * mean).clamp_min(0).add(1e-6).sqrt()  # (B,)
 
     return (hole_std(pred) - hole_std(target)).abs()[has_hole].mean()
