@@ -208,8 +208,9 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
         image = batch["image"].to(accelerator.device, non_blocking=True)
         mask = batch["mask"].to(accelerator.device, non_blocking=True)
         step_weights = weights if progress.global_step >= config.adversarial_warmup_steps else warmup_weights
+        train_generator = progress.global_step >= config.discriminator_only_steps
         result = train_step(accelerator, models, *optimizers, image, mask, config.stage, step_weights, settings,
-                            config.guidance, deadline)
+                            config.guidance, deadline, train_generator)
         progress.images_seen += image.shape[0] * accelerator.num_processes
         if not result.finite:
             nonfinite_in_a_row += 1
@@ -225,7 +226,7 @@ def train(accelerator: Accelerator, config: TrainConfig, models: GANModels, opti
             continue
 
         progress.global_step += 1
-        if models.ema_generator is not None:
+        if models.ema_generator is not None and train_generator:
             update_ema(models.ema_generator, accelerator.unwrap_model(models.generator), config.ema_decay,
                        progress.global_step)
         bar.update(1)

@@ -259,6 +259,29 @@ def test_max_train_minutes_stops_at_the_first_step_past_the_deadline(tmp_path, m
     assert HOGInpaintPipeline.from_pretrained(out).resolution == 64
 
 
+def test_discriminator_only_steps_leave_g_and_its_average_alone_then_both_train(tmp_path, monkeypatch,
+                                                                                 fresh_accelerate_state):
+    monkeypatch.setattr(train_accelerate, "training_batches", _synthetic_batches())
+    out = tmp_path / "critic-first"
+    base = ["--stage", "inpaint", "--resolution", "64", "--base_channels", "8", "--residual_blocks", "1",
+            "--train_batch_size", "2", "--perceptual_weight", "0", "--style_weight", "0", "--output_dir", str(out),
+            "--checkpointing_steps", "1", "--validation_steps", "-1", "--discriminator_only_steps", "2",
+            "--resume_from_checkpoint", "latest"]
+    _in_process([*base, "--max_train_steps", "2"])
+    g1, g2 = (_checkpoint_weights(out / f"checkpoint-{step}") for step in (1, 2))
+    d1, d2 = (_checkpoint_weights(out / f"checkpoint-{step}", 1) for step in (1, 2))
+    assert g1.keys() == g2.keys() and all(torch.equal(g1[key], g2[key]) for key in g1)
+    assert any(not torch.equal(d1[key], d2[key]) for key in d1)
+    exported = HOGInpaintPipeline.from_pretrained(out).inpaint_generator  # the moving average: untouched too
+    assert all(torch.equal(value, g2[key]) for key, value in exported.state_dict().items())
+    # Resumed past the discriminator-only steps, G trains.
+    _in_process([*base, "--max_train_steps", "3"])
+    g3 = _checkpoint_weights(out / "checkpoint-3")
+    assert any(not torch.equal(g2[key], g3[key]) for key in g2)
+    card = (out / "README.md").read_text()
+    assert "the discriminator alone for the first 2 steps" in card
+
+
 def test_a_refused_push_is_reported_and_the_local_output_kept(tmp_path, monkeypatch, fresh_accelerate_state):
     monkeypatch.setattr(train_accelerate, "training_batches", _synthetic_batches())
     out = tmp_path / "refused"

@@ -143,6 +143,8 @@ def _loss_description(config: dict[str, Any]) -> str:
         extras.append(f"hole pixels weigh {config['l1_hole_weight']:g}x in L1")
     if config.get("adversarial_warmup_steps"):
         extras.append(f"L1 only for the first {config['adversarial_warmup_steps']} steps")
+    if config.get("discriminator_only_steps"):
+        extras.append(f"the discriminator alone for the first {config['discriminator_only_steps']} steps")
     if config.get("ema_decay"):
         extras.append(f"exported weights: moving average of G's, decay {config['ema_decay']:g}")
     return described + (f" ({'; '.join(extras)})" if extras else "")

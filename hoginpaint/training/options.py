@@ -161,6 +161,10 @@ class TrainConfig:
     adversarial_warmup_steps: int = option(0, "optimizer steps trained without the adversarial and feature-matching "
                                                "terms before they are switched on (GLCIC's reconstruction warm-up; "
                                                "the discriminator still trains meanwhile)")
+    discriminator_only_steps: int = option(0, "optimizer steps at the start of the run in which only the "
+                                              "discriminator trains, against the fills of the generator as loaded "
+                                              "(a critic that has learnt to tell before the generator hears it; "
+                                              "G, its moving average and its optimizer stay as they are)")
     vgg_weights: str | None = option(None, "local VGG-16 model.safetensors (timm/vgg16.tv_in1k layout) for the "
                                             "perceptual and style losses; without it they are fetched from the Hub; "
                                             "'random': a random-weight stand-in at a quarter of the width "
@@ -253,7 +257,7 @@ class TrainConfig:
         check_correction_ramp(self.correction_ramp, self.prefill)
         check_correction_lowpass(self.correction_lowpass, self.prefill)
         for name in ("checkpointing_steps", "dataloader_num_workers", "max_nonfinite_steps",
-                     "adversarial_warmup_steps"):
+                     "adversarial_warmup_steps", "discriminator_only_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.face_part_share <= 1.0:

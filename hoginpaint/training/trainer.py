@@ -84,22 +84,28 @@ class StepResult:
 def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.optim.Optimizer,
                discriminator_optimizer: torch.optim.Optimizer, image: torch.Tensor, mask: torch.Tensor,
                stage: Stage, weights: LossWeights, settings: HOGSettings,
-               guidance_kind: GuidanceKind = "hog", deadline: float | None = None) -> StepResult:
+               guidance_kind: GuidanceKind = "hog", deadline: float | None = None,
+               train_generator: bool = True) -> StepResult:
     """One GAN update of the stage's generator and discriminator (see the module docstring for the order).
 
-    `models.generator` / `.discriminator` and the optimizers are the ones `accelerator.prepare` returned.
+    `models.generator` / `.discriminator` and the optimizers are the ones `accelerator.prepare` returned. Without
+    `train_generator` only the discriminator steps, against the fakes of a forward pass without a graph (the
+    generator's losses are neither computed nor reported; `past_deadline` is checked with the discriminator's loss).
     """
     with accelerator.accumulate(models.generator, models.discriminator):
-        with accelerator.autocast():
+        with accelerator.autocast(), torch.set_grad_enabled(train_generator):
             outputs = forward_stage(stage, models, image, mask, settings, guidance_kind)
+        with accelerator.autocast():
             d_loss = models.trainer.discriminator_loss(models.discriminator, outputs, mask)
-        finite, _ = agree(accelerator, d_loss)
+        finite, past_deadline = agree(accelerator, d_loss, None if train_generator else deadline)
         if not finite:
             discriminator_optimizer.zero_grad(set_to_none=True)
             return StepResult({"discriminator": d_loss.item()}, finite=False)
         accelerator.backward(d_loss)
         discriminator_optimizer.step()
         discriminator_optimizer.zero_grad(set_to_none=True)
+        if not train_generator:
+            return StepResult({"discriminator": d_loss.item()}, finite=True, past_deadline=past_deadline)
 
         with accelerator.autocast(), frozen(accelerator.unwrap_model(models.discriminator)) as discriminator:
             g_losses = models.trainer.generator_losses(stage, outputs, mask, discriminator, models.vgg, weights)

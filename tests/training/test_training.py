@@ -97,6 +97,23 @@ def test_parser_has_one_documented_option_per_field_with_the_dataclass_defaults(
         options.config_from_args(["--stage", "edges"])
 
 
+def test_a_discriminator_only_step_updates_d_alone_and_builds_no_generator_graph(accelerator, structure_folder):
+    config = _config(stage="joint", structure_model=str(structure_folder))
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    settings = hog_model.hog_settings(models, config)
+    before_g, before_d = _parameters(models.generator), _parameters(models.discriminator)
+    image, mask = _batch()
+    result = trainer.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage, config.loss_weights(),
+                                settings, train_generator=False)
+    assert result.finite and set(result.losses) == {"discriminator"}
+    assert 0 < result.losses["discriminator"] < 10
+    after_g, after_d = _parameters(models.generator), _parameters(models.discriminator)
+    assert all(torch.equal(before_g[k], after_g[k]) for k in before_g)
+    assert sum(not torch.equal(before_d[k], after_d[k]) for k in before_d) >= len(before_d) // 2
+    assert all(p.grad is None for p in [*models.generator.parameters(), *models.discriminator.parameters()])
+    assert not g_opt.state  # G's Adam moments were never touched
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"stage": "joint"}, "--stage joint trains G guided by a trained G_H: pass --structure_model"),
     ({"model": "deepfill", "stage": "structure"}, "--model deepfill trains a single network.*--stage inpaint"),
@@ -104,6 +121,7 @@ def test_parser_has_one_documented_option_per_field_with_the_dataclass_defaults(
     ({"resolution": 60}, "--resolution must be a multiple of 8"),
     ({"style_weight": -1.0}, "style must be a finite number >= 0"),
     ({"train_batch_size": 0}, "--train_batch_size must be at least 1"),
+    ({"discriminator_only_steps": -1}, "--discriminator_only_steps must be >= 0"),
 ])
 def test_config_refuses_bad_values_with_what_to_do(overrides, message):
     with pytest.raises(ValueError, match=message):
