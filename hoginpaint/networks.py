@@ -28,6 +28,7 @@ only from safetensors.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -366,32 +367,96 @@ class PatchDiscriminator(nn.Module):
         return sum(parameter.numel() for parameter in self.parameters())
 
 
+HoleCriticKind = Literal["window", "crop"]
+HOLE_CRITICS: tuple[str, ...] = get_args(HoleCriticKind)
+
+
+def hole_boxes(mask: torch.Tensor, pad: float = 0.2, min_side: int = 16) -> list[tuple[int, int, int, int]]:
+    """Per image of `mask` `(B, 1, H, W)` (1 = hole), the square `(top, left, bottom, right)` around its hole: the
+    hole's bounding box widened by `pad` of its longer side on each side and to at least `min_side`, shifted to lie
+    inside the image (clipped where the image is smaller). The whole image where there is no hole."""
+    height, width = mask.shape[-2:]
+    boxes = []
+    for hole in mask[:, 0] > 0:
+        rows, cols = hole.any(dim=1).nonzero().flatten(), hole.any(dim=0).nonzero().flatten()
+        if not len(rows):
+            boxes.append((0, 0, height, width))
+            continue
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        side = max(bottom - top, right - left)
+        side = min(max(round(side * (1 + 2 * pad)), min_side), height, width)
+        top = min(max((top + bottom - side) // 2, 0), height - side)
+        left = min(max((left + right - side) // 2, 0), width - side)
+        boxes.append((top, left, top + side, left + side))
+    return boxes
+
+
+def crop_holes(images: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
+    """`images` `(B, C, H, W)` cropped to each image's `hole_boxes` and resized to `size` x `size` (bilinear,
+    antialiased; differentiable in `images`) → `(B, C, size, size)`. `mask` `(B, 1, H, W)` or `(1, 1, H, W)`."""
+    mask = mask.expand(images.shape[0], -1, -1, -1)
+    return torch.cat([F.interpolate(images[i:i + 1, :, top:bottom, left:right], size=(size, size), mode="bilinear",
+                                    align_corners=False, antialias=True)
+                      for i, (top, left, bottom, right) in enumerate(hole_boxes(mask))])
+
+
 class HoleDiscriminator(nn.Module):
-    """The 70x70 PatchGAN and a local 16x16 one that judges the hole at the image's full resolution.
+    """The 70x70 PatchGAN and a local critic of the hole.
 
     `forward(x)` is the 70x70 PatchGAN's (`(logits, features)`), so this stands in for a `PatchDiscriminator`;
-    `forward(x, local=True)` gives the local critic's logits `(B, 1, H/2 - 3, W/2 - 3)`: three 4x4 convs (base
-    channels stride 2, 2·base stride 1, 1 stride 1; LeakyReLU 0.2; spectral norm), each logit seeing a 16x16 window,
-    about an eye's width in a 128-px face. The losses (`hoginpaint.training.hog_model`) count its logits over the hole
-    only, so it rewards detail where the 70x70 critic, which sees the whole face at once, cannot tell a blank eye
-    from a drawn one.
+    `forward(x, local=True, mask=mask)` gives the local critic's logits. Two local critics (`local_kind`):
+
+    - ``"window"``: a 16x16 PatchGAN at the image's full resolution, logits `(B, 1, H/2 - 3, W/2 - 3)`: three 4x4
+      convs (base channels stride 2, 2·base stride 1, 1 stride 1; LeakyReLU 0.2; spectral norm), each logit seeing a
+      16x16 window, about an eye's width in a 128-px face. It judges texture.
+    - ``"crop"``: GLCIC's local discriminator: the hole's box (`hole_boxes`, widened by a fifth on each side) cropped
+      and resized to `crop_size` px, judged whole, logits `(B, 1, 1, 1)`: 4x4 convs of base, 2·base, 4·base,
+      4·base channels at stride 2 down to 4x4 (`crop_size` 64), then one 4x4 conv without padding (LeakyReLU 0.2,
+      spectral norm). Every crop is framed on its hole, so it need not find the part first: it judges whether the
+      hole holds an eye, a nose or a mouth, which a critic of the whole face learns far more slowly.
+
+    The losses (`hoginpaint.training.hog_model`) count the local logits over the hole only (for ``"crop"``: the
+    images that have a hole), so it rewards features where the 70x70 critic, which sees the whole face at once,
+    cannot tell a blank eye from a drawn one.
     """
 
-    def __init__(self, in_channels: int, base_channels: int = 64, use_spectral_norm: bool = True) -> None:
+    def __init__(self, in_channels: int, base_channels: int = 64, use_spectral_norm: bool = True,
+                 local_kind: str = "window", crop_size: int = 64) -> None:
+        if local_kind not in HOLE_CRITICS:
+            raise ValueError(f"unknown local critic {local_kind!r}; expected one of {', '.join(HOLE_CRITICS)}")
+        if local_kind == "crop" and (crop_size < 32 or crop_size & (crop_size - 1)):
+            raise ValueError(f"crop_size must be a power of two, at least 32, got {crop_size}")
         super().__init__()
         self.whole = PatchDiscriminator(in_channels, base_channels, use_spectral_norm)
-        sn = use_spectral_norm
-        self.local = nn.Sequential(
-            _conv(in_channels, base_channels, 4, stride=2, padding=1, bias=not sn, use_spectral_norm=sn),
-            nn.LeakyReLU(0.2),
-            _conv(base_channels, 2 * base_channels, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
-            nn.LeakyReLU(0.2),
-            _conv(2 * base_channels, 1, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
-        )
+        self.local_kind, self.crop_size = local_kind, crop_size
+        sn, base = use_spectral_norm, base_channels
+        if local_kind == "window":
+            self.local = nn.Sequential(
+                _conv(in_channels, base, 4, stride=2, padding=1, bias=not sn, use_spectral_norm=sn),
+                nn.LeakyReLU(0.2),
+                _conv(base, 2 * base, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
+                nn.LeakyReLU(0.2),
+                _conv(2 * base, 1, 4, stride=1, padding=1, bias=not sn, use_spectral_norm=sn),
+            )
+            return
+        layers: list[nn.Module] = []
+        channels, side = in_channels, crop_size
+        for width in (base, 2 * base, 4 * base, *([4 * base] * (int(math.log2(crop_size)) - 5))):
+            layers += [_conv(channels, width, 4, stride=2, padding=1, bias=not sn, use_spectral_norm=sn),
+                       nn.LeakyReLU(0.2)]
+            channels, side = width, side // 2
+        layers.append(_conv(channels, 1, side, stride=1, padding=0, bias=not sn, use_spectral_norm=sn))
+        self.local = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, local: bool = False):
-        """`(B, in_channels, H, W)` → the 70x70 critic's `(logits, features)`, or with `local` its own logits."""
+    def forward(self, x: torch.Tensor, local: bool = False, mask: torch.Tensor | None = None):
+        """`(B, in_channels, H, W)` → the 70x70 critic's `(logits, features)`, or with `local` the local critic's
+        logits; the ``"crop"`` critic needs the holes `mask` `(B, 1, H, W)` (1 = hole)."""
         if not local:
             return self.whole(x)
         _check_images({"x": (x, self.whole.in_channels)}, min_side=MIN_DISCRIMINATOR_SIDE, multiple=1)
-        return self.local(x)  # (B, 1, H/2 - 3, W/2 - 3)
+        if self.local_kind == "window":
+            return self.local(x)  # (B, 1, H/2 - 3, W/2 - 3)
+        if mask is None or mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
+            raise ValueError(f"the crop critic needs the holes of the {x.shape[0]} images, (B, 1, H, W) = "
+                             f"{(x.shape[0], 1, *x.shape[-2:])}, got {None if mask is None else tuple(mask.shape)}")
+        return self.local(crop_holes(x, mask, self.crop_size))  # (B, 1, 1, 1)

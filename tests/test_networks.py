@@ -408,3 +408,61 @@ def test_bad_constructor_arguments_are_refused(factory: type, argument: str, val
     kwargs = {"in_channels": 3} if factory is PatchDiscriminator else {}
     with pytest.raises(ValueError, match=argument):
         factory(**{**kwargs, argument: value})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The hole crop critic
+
+
+def test_hole_boxes_are_squares_around_the_hole_widened_and_kept_inside():
+    mask = torch.zeros(4, 1, 64, 64)
+    mask[0, :, 20:30, 10:40] = 1  # 10 x 30: side 30 * 1.4 = 42 around the centre (25, 25)
+    mask[1, :, 0:4, 60:64] = 1  # a corner: min_side 16, shifted inside
+    mask[2, :, 5:60, 0:64] = 1  # wider than the image allows: clipped to 64
+    boxes = networks.hole_boxes(mask)
+    assert boxes[0] == (4, 4, 46, 46)
+    assert boxes[1] == (0, 48, 16, 64)
+    assert boxes[2] == (0, 0, 64, 64)
+    assert boxes[3] == (0, 0, 64, 64)  # no hole: the whole image
+
+
+def test_crop_holes_resizes_each_box_and_passes_gradients_to_it_alone():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 20:30, 10:40] = 1
+    mask[1, :, 30:50, 30:50] = 1  # side 20 * 1.4 = 28 around (40, 40): rows and columns 26-54
+    crops = networks.crop_holes(images, mask, 32)
+    assert crops.shape == (2, 3, 32, 32)
+    expected = torch.nn.functional.interpolate(images[1:, :, 26:54, 26:54], size=(32, 32), mode="bilinear",
+                                               align_corners=False, antialias=True)
+    assert torch.allclose(crops[1:], expected)
+    crops[1].sum().backward()
+    assert images.grad[0].abs().sum() == 0
+    inside = torch.zeros(64, 64, dtype=torch.bool)
+    inside[26:54, 26:54] = True
+    assert images.grad[1][:, ~inside].abs().sum() == 0 and images.grad[1][:, inside].abs().min() > 0
+
+
+def test_the_crop_critic_gives_one_logit_per_image_and_needs_the_holes():
+    torch.manual_seed(0)
+    critic = networks.HoleDiscriminator(in_channels=3, base_channels=8, local_kind="crop").eval()
+    images = torch.rand(3, 3, 96, 96)
+    mask = torch.zeros(3, 1, 96, 96)
+    mask[:, :, 30:50, 20:70] = 1
+    assert critic(images, local=True, mask=mask).shape == (3, 1, 1, 1)
+    logits, features = critic(images)  # the 70x70 PatchGAN, as a PatchDiscriminator
+    assert logits.shape == (3, 1, 10, 10) and len(features) == 4
+    # The logit depends on the hole's box only.
+    changed = images.clone()
+    changed[:, :, 90:, :5] = 0
+    assert torch.equal(critic(changed, local=True, mask=mask), critic(images, local=True, mask=mask))
+    with pytest.raises(ValueError, match="the crop critic needs the holes of the 3 images"):
+        critic(images, local=True)
+    with pytest.raises(ValueError, match="unknown local critic 'box'"):
+        networks.HoleDiscriminator(3, local_kind="box")
+    with pytest.raises(ValueError, match="crop_size must be a power of two, at least 32"):
+        networks.HoleDiscriminator(3, local_kind="crop", crop_size=48)
+    for size in (32, 128):
+        sized = networks.HoleDiscriminator(3, 8, local_kind="crop", crop_size=size)
+        assert sized(images, local=True, mask=mask).shape == (3, 1, 1, 1)

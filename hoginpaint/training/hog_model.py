@@ -111,8 +111,9 @@ def build_hog_models(options: ModelOptions) -> GANModels:
     generator.correction_ramp, generator.correction_lowpass = options.correction_ramp, options.correction_lowpass
     vgg = load_vgg(options) if options.needs_vgg else None
     # With --hole_adversarial_weight, D adds a local critic of the hole (HoleDiscriminator).
-    discriminator_class = HoleDiscriminator if options.hole_critic else PatchDiscriminator
-    return GANModels(HOGInpaintTraining(), generator, discriminator_class(in_channels=3, base_channels=width),
+    discriminator = (HoleDiscriminator(in_channels=3, base_channels=width, local_kind=options.hole_critic)
+                     if options.hole_critic else PatchDiscriminator(in_channels=3, base_channels=width))
+    return GANModels(HOGInpaintTraining(), generator, discriminator,
                      structure_generator, None, vgg, coarse=coarse)
 
 
@@ -194,7 +195,8 @@ def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: to
     real_logits, fake_logits = logits.chunk(2)
     loss = losses.discriminator_loss(real_logits, fake_logits)
     if has_hole_critic(discriminator):
-        local = discriminator(torch.cat([outputs.target, outputs.composited.detach()]), local=True)
+        local = discriminator(torch.cat([outputs.target, outputs.composited.detach()]), local=True,
+                              mask=torch.cat([mask, mask]))
         real_local, fake_local = local.chunk(2)
         loss = loss + losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
     return loss
@@ -223,7 +225,7 @@ def generator_losses(stage: Stage, outputs: StageOutputs, mask: torch.Tensor, di
     if not structure and weights.grid > 0:
         terms["grid"] = weights.grid * losses.grid_loss(outputs.prediction, outputs.target, mask)
     if not structure and weights.hole_adversarial > 0 and has_hole_critic(discriminator):
-        local = discriminator(outputs.composited, local=True)
+        local = discriminator(outputs.composited, local=True, mask=mask)
         terms["hole_adversarial"] = weights.hole_adversarial * losses.masked_generator_adversarial_loss(
             local, losses.hole_patches(mask, local))
     if not structure and weights.hog > 0:

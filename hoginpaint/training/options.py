@@ -16,6 +16,7 @@ from hoginpaint.config import option
 from hoginpaint.hog import HOG_IMAGE_SCALE
 from hoginpaint.losses import LossWeights
 from hoginpaint.masks import GeneratedMaskKind
+from hoginpaint.networks import HOLE_CRITICS, HoleCriticKind
 from hoginpaint.prefill import PrefillKind, check_correction_lowpass, check_correction_ramp, check_prefill_kind
 from hoginpaint.training.types import STAGES, Stage
 
@@ -69,7 +70,7 @@ class ModelOptions:
     retarget_hog: bool
     vgg_weights: str | None
     needs_vgg: bool  # the perceptual or style loss is on
-    hole_critic: bool  # --hole_adversarial_weight > 0: D gets the local critic of the hole
+    hole_critic: str | None  # --hole_critic where --hole_adversarial_weight > 0 (D gets that local critic), else None
 
 
 @dataclass
@@ -147,9 +148,12 @@ class TrainConfig:
                                                         "structure feature, which a flat fill cannot satisfy; off in "
                                                         "the paper)")
     hole_adversarial_weight: float = option(_PAPER_WEIGHTS.hole_adversarial,
-                                            "inpaint/joint stage: weight of a local 16x16 critic's adversarial term "
-                                            "over the hole (networks.HoleDiscriminator, trained beside the 70x70 "
+                                            "inpaint/joint stage: weight of a local critic's adversarial term over "
+                                            "the hole (networks.HoleDiscriminator, trained beside the 70x70 "
                                             "PatchGAN; 0: off, the paper)")
+    hole_critic: HoleCriticKind = option("window", "the local critic of --hole_adversarial_weight: window (16x16 "
+                                                   "windows over the hole at full resolution) or crop (the hole's box "
+                                                   "resized to 64 px and judged whole, GLCIC's local discriminator)")
     contrast_loss_weight: float = option(_PAPER_WEIGHTS.contrast, "inpaint/joint stage: weight of the loss on the "
                                                                   "hole's local contrast (losses.contrast_loss: the "
                                                                   "luminance's standard deviation in 4-32 px windows "
@@ -260,6 +264,8 @@ class TrainConfig:
                      "adversarial_warmup_steps", "discriminator_only_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.hole_critic not in HOLE_CRITICS:
+            raise ValueError(f"unknown --hole_critic {self.hole_critic!r}; expected one of {', '.join(HOLE_CRITICS)}")
         if not 0.0 <= self.face_part_share <= 1.0:
             raise ValueError(f"--face_part_share must be in [0, 1], got {self.face_part_share}")
         if self.face_part_share and not self.landmark_paths:
@@ -348,7 +354,7 @@ class TrainConfig:
             structure_model=self.structure_model, inpaint_model=self.inpaint_model,
             coarse_model=self.coarse_model, retarget_hog=self.retarget_hog,
             vgg_weights=self.vgg_weights, needs_vgg=self.loss_weights().needs_vgg,
-            hole_critic=self.hole_adversarial_weight > 0)
+            hole_critic=self.hole_critic if self.hole_adversarial_weight > 0 else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able values of every field, the Hub token left out."""

@@ -585,6 +585,50 @@ def test_the_local_hole_critic_trains_beside_the_patchgan_and_counts_the_hole_on
                           HoleDiscriminator)
 
 
+def test_the_crop_critic_judges_each_holes_box_and_skips_images_without_a_hole():
+    from hoginpaint.networks import HoleDiscriminator
+
+    torch.manual_seed(0)
+    critic = HoleDiscriminator(in_channels=3, base_channels=8, local_kind="crop").eval()
+    target = torch.rand(3, 3, 64, 64)
+    mask = torch.zeros(3, 1, 64, 64)
+    mask[:2, :, 16:32, 16:32] = 1  # the third image has no hole
+    composited = target * (1 - mask) + 0.5 * mask
+    outputs = types.StageOutputs(real=target, fake=composited, prediction=composited, target=target,
+                                 masked=target, guidance=mask, composited=composited)
+    whole_only = hog_model.discriminator_loss(critic.whole, outputs, mask)
+    both = hog_model.discriminator_loss(critic, outputs, mask)
+    real_logits = critic(target, local=True, mask=mask)
+    fake_logits = critic(composited, local=True, mask=mask)
+    expected = (torch.nn.functional.softplus(-real_logits[:2]).mean()
+                + torch.nn.functional.softplus(fake_logits[:2]).mean()) / 2
+    assert torch.allclose(both, whole_only + expected)
+    weights = losses.LossWeights(perceptual=0.0, style=0.0, hole_adversarial=0.5)
+    with trainer.frozen(critic):
+        terms = hog_model.generator_losses("joint", outputs, mask, critic, None, weights)
+    assert torch.allclose(terms["hole_adversarial"], 0.5 * torch.nn.functional.softplus(-fake_logits[:2]).mean())
+    config = options.TrainConfig(stage="inpaint", hole_adversarial_weight=0.5, hole_critic="crop", resolution=64,
+                                 base_channels=8, residual_blocks=1, perceptual_weight=0, style_weight=0)
+    built = build_models(config).discriminator
+    assert isinstance(built, HoleDiscriminator) and built.local_kind == "crop"
+    with pytest.raises(ValueError, match="unknown --hole_critic 'box'; expected one of window, crop"):
+        options.TrainConfig(hole_critic="box")
+
+
+def test_a_joint_step_with_the_crop_critic_trains_it(accelerator, structure_folder):
+    config = _config(stage="joint", structure_model=str(structure_folder), hole_adversarial_weight=0.5,
+                     hole_critic="crop")
+    models, g_opt, d_opt = _prepared(accelerator, config)
+    settings = hog_model.hog_settings(models, config)
+    local_before = _parameters(models.discriminator.local)
+    image, mask = _batch()
+    result = trainer.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage, config.loss_weights(),
+                                settings)
+    assert result.finite and result.losses["generator_hole_adversarial"] > 0
+    local_after = _parameters(models.discriminator.local)
+    assert all(not torch.equal(local_before[k], local_after[k]) for k in local_before)
+
+
 def test_the_stage_is_checked_once_and_says_what_it_trains():
     config = options.config_from_args(["--stage", "joint", "--structure_model", "x"])
     assert config.stage is types.Stage.JOINT and config.stage == "joint"
