@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +62,33 @@ def test_discriminator_check_damages_only_its_band_and_builds_each_variant():
     assert plain.conv1[0].weight.std().item() > 0.05  # PyTorch's default: U(±1/sqrt(fan_in)), fan_in 48
     logits, _ = edgeconnect(torch.cat([faces, band]))
     assert logits.shape == (4, 1, 6, 6)
+
+
+def test_critic_study_counts_each_critic_as_the_training_does_and_learns_a_plain_difference():
+    import critic_study
+
+    torch.manual_seed(0)
+    real = torch.nn.functional.avg_pool2d(torch.rand(40, 3, 64, 64), 5, 1, 2)
+    mask = torch.zeros(40, 1, 64, 64)
+    mask[:, :, 20:36, 16:48] = 1
+    fake = real * (1 - mask) + 0.5 * mask  # a flat grey hole
+    for kind in critic_study.CRITICS:
+        critic = critic_study.build_critic(kind, 8).eval()
+        logits = critic_study.image_logits(critic, kind, real[:4], mask[:4])
+        assert logits.shape == (4,)
+        loss = critic_study.batch_loss(critic, kind, real[:4], fake[:4], mask[:4])
+        assert 0.6 < loss.item() < 0.8  # an untrained critic is near chance
+    # Outside the hole's box the crop critic sees nothing: a change there leaves its logits alone.
+    crop = critic_study.build_critic("crop", 8).eval()
+    far = real[:4].clone()
+    far[..., :4, :4] = 0
+    assert torch.equal(critic_study.image_logits(crop, "crop", far, mask[:4]),
+                       critic_study.image_logits(crop, "crop", real[:4], mask[:4]))
+    reported = []
+    black = real * (1 - mask)
+    history = critic_study.train_critic("crop", real, black, mask, held_out=8, steps=60, lr=4e-4, base_channels=8,
+                                        every=30, report=lambda *row: reported.append(row))
+    assert [row[0] for row in history] == [30, 60] and reported == history
+    assert history[-1][3] == 1.0 and history[-1][2] < 0.1  # held-out accuracy and loss: it has learnt the black hole
+    with pytest.raises(ValueError, match="held_out must leave faces to train on"):
+        critic_study.train_critic("crop", real, fake, mask, held_out=40, steps=1)
