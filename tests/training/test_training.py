@@ -379,6 +379,15 @@ def test_model_card_has_hub_metadata_and_the_run_filled_in():
     assert "L1 1, adversarial 0.1" in text  # perceptual and style at 0 are left out
 
 
+def test_model_card_names_the_local_critic_and_the_discriminator_only_steps():
+    window = ModelCard(render_model_card(_summary(hole_adversarial_weight=0.3))).text
+    crop = ModelCard(render_model_card(_summary(hole_adversarial_weight=0.5, hole_critic="crop",
+                                                discriminator_only_steps=150))).text
+    assert "local hole critic (16x16 PatchGAN) 0.3" in window and "alone" not in window
+    assert "hole crop critic (GLCIC-style, 64 px) 0.5" in crop and "16x16" not in crop
+    assert "the discriminator alone for the first 150 steps" in crop
+
+
 def test_model_card_renders_an_evaluation_table_and_a_local_dataset():
     summary = _summary(train_data_dir="/data/my-faces", mask_dir="/data/nvidia-masks")
     evaluation = {"NVIDIA 10-20 %": {"PSNR": 30.1, "SSIM": 0.91}, "NVIDIA 50-60 %": {"PSNR": 19.4}}
