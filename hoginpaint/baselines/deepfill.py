@@ -500,7 +500,7 @@ class DeepFillTraining:
                                     composited=output.completed, output=output)
 
     def discriminator_loss(self, discriminator: SNPatchDiscriminator, outputs: DeepFillStageOutputs,
-                           mask: torch.Tensor) -> torch.Tensor:
+                           mask: torch.Tensor, terms: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         return discriminator_loss(discriminator, outputs.target, mask, outputs.output)["discriminator"]
 
     def generator_losses(self, stage: Stage, outputs: DeepFillStageOutputs, mask: torch.Tensor,

@@ -188,9 +188,11 @@ def has_hole_critic(discriminator: nn.Module) -> bool:
     return isinstance(getattr(discriminator, "module", discriminator), HoleDiscriminator)
 
 
-def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: torch.Tensor,
+                       terms: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The HOG-guided GAN's discriminator loss on real inputs and detached fakes, in one forward pass; with a
-    `HoleDiscriminator`, plus its local critic's loss over the hole (target against the detached composited output)."""
+    `HoleDiscriminator`, plus its local critic's loss over the hole (target against the detached composited output).
+    With the local critic and a `terms` dict, its two parts are put there, detached: ``"whole"`` and ``"hole"``."""
     logits, _ = discriminator(torch.cat([outputs.real, outputs.fake.detach()]))  # (2B, 1, h, w)
     real_logits, fake_logits = logits.chunk(2)
     loss = losses.discriminator_loss(real_logits, fake_logits)
@@ -198,7 +200,10 @@ def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: to
         local = discriminator(torch.cat([outputs.target, outputs.composited.detach()]), local=True,
                               mask=torch.cat([mask, mask]))
         real_local, fake_local = local.chunk(2)
-        loss = loss + losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
+        hole = losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
+        if terms is not None:
+            terms.update(whole=loss.detach(), hole=hole.detach())
+        loss = loss + hole
     return loss
 
 

@@ -95,21 +95,23 @@ def train_step(accelerator: Any, models: GANModels, generator_optimizer: torch.o
     with accelerator.accumulate(models.generator, models.discriminator):
         with accelerator.autocast(), torch.set_grad_enabled(train_generator):
             outputs = forward_stage(stage, models, image, mask, settings, guidance_kind)
+        d_terms: dict[str, torch.Tensor] = {}  # a discriminator of several critics reports each
         with accelerator.autocast():
-            d_loss = models.trainer.discriminator_loss(models.discriminator, outputs, mask)
+            d_loss = models.trainer.discriminator_loss(models.discriminator, outputs, mask, d_terms)
+        d_reported = {"discriminator": d_loss.item(), **{f"discriminator_{k}": v.item() for k, v in d_terms.items()}}
         finite, past_deadline = agree(accelerator, d_loss, None if train_generator else deadline)
         if not finite:
             discriminator_optimizer.zero_grad(set_to_none=True)
-            return StepResult({"discriminator": d_loss.item()}, finite=False)
+            return StepResult(d_reported, finite=False)
         accelerator.backward(d_loss)
         discriminator_optimizer.step()
         discriminator_optimizer.zero_grad(set_to_none=True)
         if not train_generator:
-            return StepResult({"discriminator": d_loss.item()}, finite=True, past_deadline=past_deadline)
+            return StepResult(d_reported, finite=True, past_deadline=past_deadline)
 
         with accelerator.autocast(), frozen(accelerator.unwrap_model(models.discriminator)) as discriminator:
             g_losses = models.trainer.generator_losses(stage, outputs, mask, discriminator, models.vgg, weights)
-        reported = {"discriminator": d_loss.item(), **{f"generator_{k}": v.item() for k, v in g_losses.items()}}
+        reported = {**d_reported, **{f"generator_{k}": v.item() for k, v in g_losses.items()}}
         finite, past_deadline = agree(accelerator, g_losses["total"], deadline)
         if not finite:
             generator_optimizer.zero_grad(set_to_none=True)

@@ -634,6 +634,10 @@ def test_a_joint_step_with_the_crop_critic_trains_it(accelerator, structure_fold
     result = trainer.train_step(accelerator, models, g_opt, d_opt, image, mask, config.stage, config.loss_weights(),
                                 settings)
     assert result.finite and result.losses["generator_hole_adversarial"] > 0
+    reported = result.losses  # the two critics' losses, each and summed
+    assert reported["discriminator_whole"] > 0 and reported["discriminator_hole"] > 0
+    assert reported["discriminator"] == pytest.approx(reported["discriminator_whole"] + reported["discriminator_hole"],
+                                                      rel=1e-5)
     local_after = _parameters(models.discriminator.local)
     assert all(not torch.equal(local_before[k], local_after[k]) for k in local_before)
 
