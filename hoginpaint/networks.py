@@ -36,7 +36,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings
+from hoginpaint.hog import HOG_IMAGE_SCALE, HOGSettings, to_gray
 from hoginpaint.hub import StrictHubMixin
 from hoginpaint.prefill import (
     PrefillKind, check_correction_lowpass, check_correction_ramp, check_prefill_kind, correction_ramp, lowpass_correction,
@@ -367,7 +367,7 @@ class PatchDiscriminator(nn.Module):
         return sum(parameter.numel() for parameter in self.parameters())
 
 
-HoleCriticKind = Literal["window", "crop"]
+HoleCriticKind = Literal["window", "crop", "crop_luma"]
 HOLE_CRITICS: tuple[str, ...] = get_args(HoleCriticKind)
 
 
@@ -404,7 +404,7 @@ class HoleDiscriminator(nn.Module):
     """The 70x70 PatchGAN and a local critic of the hole.
 
     `forward(x)` is the 70x70 PatchGAN's (`(logits, features)`), so this stands in for a `PatchDiscriminator`;
-    `forward(x, local=True, mask=mask)` gives the local critic's logits. Two local critics (`local_kind`):
+    `forward(x, local=True, mask=mask)` gives the local critic's logits. The local critics (`local_kind`):
 
     - ``"window"``: a 16x16 PatchGAN at the image's full resolution, logits `(B, 1, H/2 - 3, W/2 - 3)`: three 4x4
       convs (base channels stride 2, 2·base stride 1, 1 stride 1; LeakyReLU 0.2; spectral norm), each logit seeing a
@@ -414,6 +414,8 @@ class HoleDiscriminator(nn.Module):
       4·base channels at stride 2 down to 4x4 (`crop_size` 64), then one 4x4 conv without padding (LeakyReLU 0.2,
       spectral norm). Every crop is framed on its hole, so it need not find the part first: it judges whether the
       hole holds an eye, a nose or a mouth, which a critic of the whole face learns far more slowly.
+    - ``"crop_luma"``: the same on the crop's luminance (`hoginpaint.hog.to_gray`), so that its gradient shapes the
+      hole's light and dark and leaves its colour to the other terms (an RGB critic's pull can draw coloured fringes).
 
     The losses (`hoginpaint.training.hog_model`) count the local logits over the hole only (for ``"crop"``: the
     images that have a hole), so it rewards features where the 70x70 critic, which sees the whole face at once,
@@ -424,7 +426,7 @@ class HoleDiscriminator(nn.Module):
                  local_kind: str = "window", crop_size: int = 64) -> None:
         if local_kind not in HOLE_CRITICS:
             raise ValueError(f"unknown local critic {local_kind!r}; expected one of {', '.join(HOLE_CRITICS)}")
-        if local_kind == "crop" and (crop_size < 32 or crop_size & (crop_size - 1)):
+        if local_kind != "window" and (crop_size < 32 or crop_size & (crop_size - 1)):
             raise ValueError(f"crop_size must be a power of two, at least 32, got {crop_size}")
         super().__init__()
         self.whole = PatchDiscriminator(in_channels, base_channels, use_spectral_norm)
@@ -440,7 +442,7 @@ class HoleDiscriminator(nn.Module):
             )
             return
         layers: list[nn.Module] = []
-        channels, side = in_channels, crop_size
+        channels, side = (1 if local_kind == "crop_luma" else in_channels), crop_size
         for width in (base, 2 * base, 4 * base, *([4 * base] * (int(math.log2(crop_size)) - 5))):
             layers += [_conv(channels, width, 4, stride=2, padding=1, bias=not sn, use_spectral_norm=sn),
                        nn.LeakyReLU(0.2)]
@@ -450,7 +452,7 @@ class HoleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, local: bool = False, mask: torch.Tensor | None = None):
         """`(B, in_channels, H, W)` → the 70x70 critic's `(logits, features)`, or with `local` the local critic's
-        logits; the ``"crop"`` critic needs the holes `mask` `(B, 1, H, W)` (1 = hole)."""
+        logits; the crop critics need the holes `mask` `(B, 1, H, W)` (1 = hole)."""
         if not local:
             return self.whole(x)
         _check_images({"x": (x, self.whole.in_channels)}, min_side=MIN_DISCRIMINATOR_SIDE, multiple=1)
@@ -459,4 +461,5 @@ class HoleDiscriminator(nn.Module):
         if mask is None or mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"the crop critic needs the holes of the {x.shape[0]} images, (B, 1, H, W) = "
                              f"{(x.shape[0], 1, *x.shape[-2:])}, got {None if mask is None else tuple(mask.shape)}")
-        return self.local(crop_holes(x, mask, self.crop_size))  # (B, 1, 1, 1)
+        crops = crop_holes(x, mask, self.crop_size)
+        return self.local(to_gray(crops) if self.local_kind == "crop_luma" else crops)  # (B, 1, 1, 1)

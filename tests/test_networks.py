@@ -466,3 +466,24 @@ def test_the_crop_critic_gives_one_logit_per_image_and_needs_the_holes():
     for size in (32, 128):
         sized = networks.HoleDiscriminator(3, 8, local_kind="crop", crop_size=size)
         assert sized(images, local=True, mask=mask).shape == (3, 1, 1, 1)
+
+
+def test_the_luminance_crop_critic_is_blind_to_colour_that_keeps_the_luminance():
+    from hoginpaint.hog import GRAY_WEIGHTS
+
+    torch.manual_seed(0)
+    critic = networks.HoleDiscriminator(in_channels=3, base_channels=8, local_kind="crop_luma").eval()
+    images = torch.rand(2, 3, 64, 64) * 0.5 + 0.25
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 20:40, 20:40] = 1
+    # A chroma shift orthogonal to the luminance weights: same gray image, other colours.
+    weights = torch.tensor(GRAY_WEIGHTS)
+    shift = torch.tensor([1.0, -1.0, 0.0])
+    shift -= (shift @ weights) / (weights @ weights) * weights
+    tinted = images + 0.1 * shift.view(1, 3, 1, 1)
+    logits = critic(images, local=True, mask=mask)
+    assert logits.shape == (2, 1, 1, 1)
+    assert torch.allclose(critic(tinted, local=True, mask=mask), logits, atol=1e-6)
+    rgb = networks.HoleDiscriminator(in_channels=3, base_channels=8, local_kind="crop").eval()
+    assert not torch.allclose(rgb(tinted, local=True, mask=mask), rgb(images, local=True, mask=mask), atol=1e-6)
+    assert critic.local[0].in_channels == 1 and rgb.local[0].in_channels == 3

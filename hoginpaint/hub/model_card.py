@@ -134,8 +134,9 @@ def _loss_description(config: dict[str, Any]) -> str:
     if not structure:
         terms["grid (4-pixel periodic error)"] = config.get("grid_weight", 0.0)
         terms["HOG (hole cells' orientation histograms)"] = config.get("hog_loss_weight", 0.0)
-        critic = ("hole crop critic (GLCIC-style, 64 px)" if config.get("hole_critic") == "crop"
-                  else "local hole critic (16x16 PatchGAN)")
+        critic = {"crop": "hole crop critic (GLCIC-style, 64 px)",
+                  "crop_luma": "hole crop critic on luminance (GLCIC-style, 64 px)"}.get(
+            config.get("hole_critic"), "local hole critic (16x16 PatchGAN)")
         terms[critic] = config.get("hole_adversarial_weight", 0.0)
         terms["hole contrast (local standard deviation, 4-32 px)"] = config.get("contrast_loss_weight", 0.0)
         terms["hole contrast (standard deviation over the hole)"] = config.get("hole_contrast_loss_weight", 0.0)

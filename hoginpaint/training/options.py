@@ -153,7 +153,8 @@ class TrainConfig:
                                             "PatchGAN; 0: off, the paper)")
     hole_critic: HoleCriticKind = option("window", "the local critic of --hole_adversarial_weight: window (16x16 "
                                                    "windows over the hole at full resolution) or crop (the hole's box "
-                                                   "resized to 64 px and judged whole, GLCIC's local discriminator)")
+                                                   "resized to 64 px and judged whole, GLCIC's local discriminator) or "
+                                                   "crop_luma (the same on the crop's luminance)")
     contrast_loss_weight: float = option(_PAPER_WEIGHTS.contrast, "inpaint/joint stage: weight of the loss on the "
                                                                   "hole's local contrast (losses.contrast_loss: the "
                                                                   "luminance's standard deviation in 4-32 px windows "

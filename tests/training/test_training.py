@@ -385,6 +385,8 @@ def test_model_card_names_the_local_critic_and_the_discriminator_only_steps():
                                                 discriminator_only_steps=150))).text
     assert "local hole critic (16x16 PatchGAN) 0.3" in window and "alone" not in window
     assert "hole crop critic (GLCIC-style, 64 px) 0.5" in crop and "16x16" not in crop
+    luma = ModelCard(render_model_card(_summary(hole_adversarial_weight=1.0, hole_critic="crop_luma"))).text
+    assert "hole crop critic on luminance (GLCIC-style, 64 px) 1" in luma
     assert "the discriminator alone for the first 150 steps" in crop
 
 
