@@ -376,13 +376,16 @@ def hole_boxes(mask: torch.Tensor, pad: float = 0.2, min_side: int = 16) -> list
     hole's bounding box widened by `pad` of its longer side on each side and to at least `min_side`, shifted to lie
     inside the image (clipped where the image is smaller). The whole image where there is no hole."""
     height, width = mask.shape[-2:]
+    hole = mask[:, 0] > 0
+    rows, cols = hole.any(dim=2).float(), hole.any(dim=1).float()  # (B, H), (B, W)
+    # First and one-past-last hole row and column of each image, fetched from the device at once.
+    edges = torch.stack([rows.argmax(1), height - rows.flip(1).argmax(1), cols.argmax(1),
+                         width - cols.flip(1).argmax(1), rows.amax(1).long()], dim=1).tolist()
     boxes = []
-    for hole in mask[:, 0] > 0:
-        rows, cols = hole.any(dim=1).nonzero().flatten(), hole.any(dim=0).nonzero().flatten()
-        if not len(rows):
+    for top, bottom, left, right, has_hole in edges:
+        if not has_hole:
             boxes.append((0, 0, height, width))
             continue
-        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         side = max(bottom - top, right - left)
         side = min(max(round(side * (1 + 2 * pad)), min_side), height, width)
         top = min(max((top + bottom - side) // 2, 0), height - side)
@@ -393,8 +396,7 @@ def hole_boxes(mask: torch.Tensor, pad: float = 0.2, min_side: int = 16) -> list
 
 def crop_holes(images: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
     """`images` `(B, C, H, W)` cropped to each image's `hole_boxes` and resized to `size` x `size` (bilinear,
-    antialiased; differentiable in `images`) → `(B, C, size, size)`. `mask` `(B, 1, H, W)` or `(1, 1, H, W)`."""
-    mask = mask.expand(images.shape[0], -1, -1, -1)
+    antialiased; differentiable in `images`) → `(B, C, size, size)`. `mask` `(B, 1, H, W)`."""
     return torch.cat([F.interpolate(images[i:i + 1, :, top:bottom, left:right], size=(size, size), mode="bilinear",
                                     align_corners=False, antialias=True)
                       for i, (top, left, bottom, right) in enumerate(hole_boxes(mask))])
@@ -417,8 +419,8 @@ class HoleDiscriminator(nn.Module):
     - ``"crop_luma"``: the same on the crop's luminance (`hoginpaint.hog.to_gray`), so that its gradient shapes the
       hole's light and dark and leaves its colour to the other terms (an RGB critic's pull can draw coloured fringes).
 
-    The losses (`hoginpaint.training.hog_model`) count the local logits over the hole only (for ``"crop"``: the
-    images that have a hole), so it rewards features where the 70x70 critic, which sees the whole face at once,
+    The losses (`hoginpaint.training.hog_model`) count the local logits over the hole only (for the crop critics:
+    the images that have a hole), so it rewards features where the 70x70 critic, which sees the whole face at once,
     cannot tell a blank eye from a drawn one.
     """
 

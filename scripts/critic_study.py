@@ -30,6 +30,7 @@ from hoginpaint import losses  # noqa: E402
 from hoginpaint import methods as method_registry  # noqa: E402
 from hoginpaint.masks.face_parts import FacePartMasks  # noqa: E402
 from hoginpaint.networks import HoleDiscriminator  # noqa: E402
+from hoginpaint.training import hog_model  # noqa: E402
 from hoginpaint.training.data import center_crop_resize, decode_image, load_image_dataset  # noqa: E402
 from hoginpaint.training.landmarks import square_crop_landmarks  # noqa: E402
 
@@ -59,9 +60,7 @@ def batch_loss(critic: HoleDiscriminator, kind: str, real: torch.Tensor, fake: t
     if kind == "patch":
         logits, _ = critic(torch.cat([real, fake]))
         return losses.discriminator_loss(*logits.chunk(2))
-    logits = critic(torch.cat([real, fake]), local=True, mask=torch.cat([mask, mask]))
-    real_logits, fake_logits = logits.chunk(2)
-    return losses.masked_discriminator_loss(real_logits, fake_logits, losses.hole_patches(mask, fake_logits))
+    return hog_model.hole_critic_loss(critic, real, fake, mask)
 
 
 @torch.no_grad()

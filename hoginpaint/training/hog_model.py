@@ -188,6 +188,15 @@ def has_hole_critic(discriminator: nn.Module) -> bool:
     return isinstance(getattr(discriminator, "module", discriminator), HoleDiscriminator)
 
 
+def hole_critic_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    """The local critic's loss of a `HoleDiscriminator`, `real` against `fake` (detach it yourself), in one forward
+    pass, over the logits on the hole of `mask` (for the crop critics: over the images that have a hole)."""
+    local = discriminator(torch.cat([real, fake]), local=True, mask=torch.cat([mask, mask]))
+    real_local, fake_local = local.chunk(2)
+    return losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
+
+
 def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: torch.Tensor,
                        terms: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The HOG-guided GAN's discriminator loss on real inputs and detached fakes, in one forward pass; with a
@@ -197,10 +206,7 @@ def discriminator_loss(discriminator: nn.Module, outputs: StageOutputs, mask: to
     real_logits, fake_logits = logits.chunk(2)
     loss = losses.discriminator_loss(real_logits, fake_logits)
     if has_hole_critic(discriminator):
-        local = discriminator(torch.cat([outputs.target, outputs.composited.detach()]), local=True,
-                              mask=torch.cat([mask, mask]))
-        real_local, fake_local = local.chunk(2)
-        hole = losses.masked_discriminator_loss(real_local, fake_local, losses.hole_patches(mask, fake_local))
+        hole = hole_critic_loss(discriminator, outputs.target, outputs.composited.detach(), mask)
         if terms is not None:
             terms.update(whole=loss.detach(), hole=hole.detach())
         loss = loss + hole
